@@ -1,0 +1,105 @@
+"""The solver contract: one signature for every sampler, checked inputs, counted and guarded calls."""
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+class Denoise:
+    """Calls the user's denoiser with a per-sample sigma of shape [B]; counts calls; refuses
+    non-finite outputs, naming the solver, the step and sigma."""
+
+    def __init__(self, denoiser, solver_name, sigmas):
+        self.denoiser, self.solver_name, self.sigmas, self.calls = denoiser, solver_name, sigmas, 0
+
+    def __call__(self, x, sigma):
+        self.calls += 1
+        out = self.denoiser(x, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))
+        if not torch.isfinite(out).all():
+            step = 1 + sum(s >= sigma for s in self.sigmas[1:])
+            raise FloatingPointError(
+                f"solver {self.solver_name!r}: the denoiser returned NaN or inf at step "
+                f"{min(step, len(self.sigmas) - 1)} of {len(self.sigmas) - 1} (sigma={sigma:.6g})"
+            )
+        return out
+
+
+def derivative(denoise, x, sigma):
+    """dx/dsigma = (x - D(x; sigma)) / sigma, the probability-flow ODE in sigma-space (EDM eq. 4)."""
+    return (x - denoise(x, sigma)) / sigma
+
+
+def noise_like(x, generator):
+    """Standard normal noise shaped like x, drawn from `generator` (on the generator's device)."""
+    device = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+
+
+def steps(sigmas):
+    """Consecutive (sigma, sigma_next) pairs of a grid."""
+    return zip(sigmas[:-1], sigmas[1:])
+
+
+def check_sigmas(name, sigmas):
+    """A grid as Python floats (float64 coefficients, no device syncs), or a ValueError that says why."""
+    values = [float(s) for s in torch.as_tensor(sigmas).flatten()]
+    if torch.as_tensor(sigmas).dim() != 1 or len(values) < 2:
+        raise ValueError(f"solver {name!r}: sigmas must be a 1-D grid of at least 2 values, got shape {tuple(torch.as_tensor(sigmas).shape)}")
+    for i, (a, b) in enumerate(steps(values)):
+        if not (math.isfinite(a) and a > b >= 0):
+            raise ValueError(
+                f"solver {name!r}: sigmas must be finite, non-negative and strictly decreasing; "
+                f"sigmas[{i}]={a:.6g}, sigmas[{i + 1}]={b:.6g}"
+            )
+    return values
+
+
+@dataclass(frozen=True)
+class Solver:
+    """A sampler: `solver(denoiser, x, sigmas, *, generator=None, **options) -> x at sigmas[-1]`.
+
+    order: convergence order in theory; stochastic: draws noise with its default options;
+    calls_per_step / final_calls: denoiser calls of an inner step and of the step into sigma = 0.
+    """
+
+    name: str
+    algorithm: Callable
+    paper: str
+    order: int
+    stochastic: bool
+    calls_per_step: int = 1
+    final_calls: int = 1
+    defaults: dict = field(default_factory=dict)
+
+    @property
+    def options(self):
+        """Keyword options with their defaults (the algorithm's, overridden by this entry's)."""
+        parameters = inspect.signature(self.algorithm).parameters.values()
+        found = {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY and p.name != "generator"}
+        return {**found, **self.defaults}
+
+    def nfe(self, num_steps):
+        """Exact denoiser calls on a grid of `num_steps` steps that ends at sigma = 0."""
+        return self.calls_per_step * (num_steps - 1) + self.final_calls
+
+    def __call__(self, denoiser, x, sigmas, *, generator=None, **options):
+        allowed = self.options
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"solver {self.name!r}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+        grid = check_sigmas(self.name, sigmas)
+        denoise = Denoise(denoiser, self.name, grid)
+        return self.algorithm(denoise, x, grid, generator=generator, **{**allowed, **options})
+
+    def count_calls(self, denoiser, x, sigmas, *, generator=None, **options):
+        """Run the solver and return (x, number of denoiser calls actually made)."""
+        calls = []
+
+        def counted(x, sigma):
+            calls.append(1)
+            return denoiser(x, sigma)
+
+        return self(counted, x, sigmas, generator=generator, **options), len(calls)
