@@ -95,15 +95,18 @@ def step_schedule(name, num_steps, schedule, *, sigma_min=None, sigma_max=None, 
 def grid_for_budget(solver, nfe_budget, name, schedule, **options):
     """The finest grid of step schedule `name` whose cost under `solver` fits in `nfe_budget`.
 
-    Returns (sigmas, nfe actually spent). Snapping can merge steps, so the search keeps refining
-    while the grid still fits.
+    Returns (sigmas, nfe actually spent). On a discrete model snapping can merge steps, so the
+    search asks for more steps until the grid no longer fits or holds every timestep.
     """
     if solver.nfe(1) > nfe_budget:
         raise ValueError(f"solver {solver.name!r} needs at least {solver.nfe(1)} NFE; budget is {nfe_budget}")
-    best = step_schedule(name, 1, schedule, **options)
-    for num_steps in range(2, nfe_budget + 1):
+    best, num_steps = None, 1
+    while True:
         sigmas = step_schedule(name, num_steps, schedule, **options)
         if solver.nfe(len(sigmas) - 1) > nfe_budget:
             break
         best = sigmas
+        if len(sigmas) - 1 == schedule.timesteps:
+            break
+        num_steps += 1
     return best, solver.nfe(len(best) - 1)
