@@ -47,6 +47,10 @@ class NoiseSchedule(nn.Module):
     def time_of_log_snr(self, lam):
         return self.time(torch.exp(-lam))
 
+    def importance(self, t):
+        """Weight that keeps the objective independent of a learned schedule's shape: 1 when fixed."""
+        return torch.ones_like(t)
+
     def scale(self, sigma):
         """alpha at EDM sigma: the factor that takes sigma-space x to the model's x_t."""
         return SCALINGS[self.scaling](sigma)
@@ -232,12 +236,20 @@ class LearnedVP(NoiseSchedule):
     def edm_sigma(self, t):
         return torch.exp(self.gamma(t) / 2)
 
+    def importance(self, t):
+        """|d lambda/dt| / (lambda range): turns uniform t into uniform log-SNR (VDM eq. 18, Kingma & Gao
+        2023 eq. 7), so the expected loss does not change with the shape and only its variance does."""
+        t = t.detach().requires_grad_(True)
+        with torch.enable_grad():
+            slope = torch.autograd.grad(self.gamma(t).sum(), t, create_graph=True)[0]
+        return slope / (self.gamma_ends[1] - self.gamma_ends[0])
+
     @torch.no_grad()
     def time(self, sigma):
-        """Inverse of the monotone gamma by bisection (60 halvings: float64 resolution)."""
+        """Inverse of the monotone gamma by bisection, to the resolution of the schedule's dtype."""
         gamma = 2 * torch.log(torch.as_tensor(sigma, dtype=self.gamma_ends.dtype))
         low, high = torch.zeros_like(gamma), torch.ones_like(gamma)
-        for _ in range(60):
+        for _ in range(2 - int(math.log2(torch.finfo(gamma.dtype).eps))):
             mid = (low + high) / 2
             below = self.gamma(mid) < gamma
             low, high = torch.where(below, mid, low), torch.where(below, high, mid)
