@@ -246,10 +246,10 @@ class LearnedVP(NoiseSchedule):
 
     @torch.no_grad()
     def time(self, sigma):
-        """Inverse of the monotone gamma by bisection, to the resolution of the schedule's dtype."""
+        """Inverse of the monotone gamma by bisection, one halving per bit of the dtype."""
         gamma = 2 * torch.log(torch.as_tensor(sigma, dtype=self.gamma_ends.dtype))
         low, high = torch.zeros_like(gamma), torch.ones_like(gamma)
-        for _ in range(2 - int(math.log2(torch.finfo(gamma.dtype).eps))):
+        for _ in range(torch.finfo(gamma.dtype).bits):
             mid = (low + high) / 2
             below = self.gamma(mid) < gamma
             low, high = torch.where(below, mid, low), torch.where(below, high, mid)
