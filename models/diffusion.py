@@ -70,8 +70,7 @@ class Objective:
 
     def __call__(self, model, x0, generator=None):
         t = self._sample(x0.shape[0], model.schedule, generator, **self.sampling_options).to(x0.device)
-        sigma = model.schedule.edm_sigma(t.to(torch.float64) if model.schedule.timesteps else t.to(x0.dtype))
-        sigma = sigma.to(x0.dtype)
+        sigma = model.schedule.edm_sigma(t.to(x0.dtype)).to(x0.dtype)
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=generator.device if generator else x0.device).to(x0.device)
         x = x0 + per_sample(sigma, x0) * noise
         F, (c_skip, c_out), s = model.output(x, sigma)

@@ -11,6 +11,7 @@ from models.discretizations import step_schedule
 from models.gaussian_mixture import GaussianMixture
 from models.schedules import DDPM, EDM
 from models.solvers import SOLVERS
+from tests.two_sample import mmd
 
 MIXTURE = GaussianMixture.ring()
 DETERMINISTIC = [name for name, s in SOLVERS.items() if not s.stochastic]
@@ -123,15 +124,6 @@ def test_stochastic_heun_is_edm_sampler_with_churn():
     expected = edm_algorithm_2(MIXTURE.denoiser, x, grid.tolist(), torch.Generator().manual_seed(6), **churn)[-1]
     got = SOLVERS["heun"](MIXTURE.denoiser, x, grid, generator=torch.Generator().manual_seed(6), s_churn=40.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003)
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
-
-
-def mmd(a, b, bandwidth=0.1):
-    """Unbiased squared MMD with a Gaussian kernel as narrow as the mixture's components (Gretton et al. 2012)."""
-    kernel = lambda u, v: torch.exp(-torch.cdist(u, v) ** 2 / (2 * bandwidth**2))  # noqa: E731
-    n, m = len(a), len(b)
-    k_aa, k_bb = kernel(a, a), kernel(b, b)
-    within = (k_aa.sum() - k_aa.diag().sum()) / (n * (n - 1)) + (k_bb.sum() - k_bb.diag().sum()) / (m * (m - 1))
-    return (within - 2 * kernel(a, b).mean()).item()
 
 
 STOCHASTIC = [("ddpm", {}), ("ddpm", {"variance": "small"}), ("euler_ancestral", {}), ("ddim", {"eta": 0.5}), ("heun", {"s_churn": 30.0})]

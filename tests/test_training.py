@@ -17,6 +17,7 @@ from models.objectives import NOISE_SAMPLING, WEIGHTINGS
 from models.parameterizations import PARAMETERIZATIONS
 from models.schedules import SCHEDULES, EDM, LearnedVP
 from models.solvers import SOLVERS
+from tests.two_sample import mmd
 from models.training import EMA, train_step, warmup
 
 MIXTURE = GaussianMixture.ring()
@@ -139,13 +140,6 @@ def test_training_is_deterministic_given_a_seed(one_thread):
     cpu_mixed = train("edm", EDM(), "log_normal", "edm", steps=20, mixed_precision=True)[0]  # bf16 only on CUDA
     for a, b in zip(runs[0].state_dict().values(), cpu_mixed.state_dict().values()):
         assert torch.equal(a, b)
-
-
-def mmd(a, b, bandwidth=0.1):
-    kernel = lambda u, v: torch.exp(-torch.cdist(u, v) ** 2 / (2 * bandwidth**2))  # noqa: E731
-    n, m = len(a), len(b)
-    k_aa, k_bb = kernel(a, a), kernel(b, b)
-    return ((k_aa.sum() - k_aa.diag().sum()) / (n * (n - 1)) + (k_bb.sum() - k_bb.diag().sum()) / (m * (m - 1)) - 2 * kernel(a, b).mean()).item()
 
 
 CONFIGURATIONS = {

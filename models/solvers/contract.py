@@ -45,9 +45,10 @@ def steps(sigmas):
 
 def check_sigmas(name, sigmas):
     """A grid as Python floats (float64 coefficients, no device syncs), or a ValueError that says why."""
-    values = [float(s) for s in torch.as_tensor(sigmas).flatten()]
-    if torch.as_tensor(sigmas).dim() != 1 or len(values) < 2:
-        raise ValueError(f"solver {name!r}: sigmas must be a 1-D grid of at least 2 values, got shape {tuple(torch.as_tensor(sigmas).shape)}")
+    grid = torch.as_tensor(sigmas)
+    if grid.dim() != 1 or len(grid) < 2:
+        raise ValueError(f"solver {name!r}: sigmas must be a 1-D grid of at least 2 values, got shape {tuple(grid.shape)}")
+    values = grid.tolist()
     for i, (a, b) in enumerate(steps(values)):
         if not (math.isfinite(a) and a > b >= 0):
             raise ValueError(
@@ -86,20 +87,15 @@ class Solver:
         return self.calls_per_step * (num_steps - 1) + self.final_calls
 
     def __call__(self, denoiser, x, sigmas, *, generator=None, **options):
+        return self.count_calls(denoiser, x, sigmas, generator=generator, **options)[0]
+
+    def count_calls(self, denoiser, x, sigmas, *, generator=None, **options):
+        """Run the solver and return (x, number of denoiser calls actually made)."""
         allowed = self.options
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise ValueError(f"solver {self.name!r}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
         grid = check_sigmas(self.name, sigmas)
         denoise = Denoise(denoiser, self.name, grid)
-        return self.algorithm(denoise, x, grid, generator=generator, **{**allowed, **options})
-
-    def count_calls(self, denoiser, x, sigmas, *, generator=None, **options):
-        """Run the solver and return (x, number of denoiser calls actually made)."""
-        calls = []
-
-        def counted(x, sigma):
-            calls.append(1)
-            return denoiser(x, sigma)
-
-        return self(counted, x, sigmas, generator=generator, **options), len(calls)
+        x = self.algorithm(denoise, x, grid, generator=generator, **{**allowed, **options})
+        return x, denoise.calls

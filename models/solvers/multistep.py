@@ -2,8 +2,6 @@
 
 import math
 
-import torch
-
 from .contract import derivative, steps
 
 # Adams-Bashforth coefficients of orders 1-4, newest derivative first.
@@ -60,11 +58,10 @@ def unipc(denoise, x, sigmas, *, generator=None, variant="bh2"):
         else:
             phi_3 = phi_2 / hh - 0.5
             r1 = (lam_prev - lam) / h
-            rho = torch.linalg.solve(
-                torch.tensor([[1.0, 1.0], [r1, 1.0]], dtype=torch.float64),
-                torch.tensor([phi_2 / b_h, 2 * phi_3 / b_h], dtype=torch.float64),
-            ).tolist()
-            correction = rho[0] * d1 + rho[1] * (m_next - m)
+            # Solve [[1, 1], [r1, 1]] rho = [phi_2, 2 phi_3] / B(h) for the past (r1) and new (1) outputs.
+            rho_past = (phi_2 - 2 * phi_3) / (b_h * (1 - r1))
+            rho_new = phi_2 / b_h - rho_past
+            correction = rho_past * d1 + rho_new * (m_next - m)
         x = base - b_h * correction
         m_prev, lam_prev, m = m, lam, m_next
     return x
