@@ -1,0 +1,75 @@
+"""Train one configuration, resumably: the I/O around `models.training`.
+
+Checkpoints hold the model, EMA, optimizer, data-order generator state and step, so a rerun after
+a kill resumes from the newest readable checkpoint and, on CPU with a fixed seed, ends with the
+same weights as an uninterrupted run.
+"""
+
+import torch
+
+from models.diffusion import DiffusionModel, Objective
+from models.networks import NETWORKS
+from models.schedules import SCHEDULES
+from models.training import EMA, train_step, warmup
+
+from .checkpoints import load_latest, save_checkpoint
+
+
+def build_model(config, sample_shape):
+    """The DiffusionModel of a validated `flows.params.Configuration` for data of `sample_shape`."""
+    network_class = NETWORKS[config.network]
+    size = {"in_channels": sample_shape[0]} if len(sample_shape) == 3 else {"dim": sample_shape[0]}
+    network = network_class(**size, **config.network_options)
+    schedule = SCHEDULES[config.schedule](**config.schedule_options)
+    return DiffusionModel(network, schedule, config.parameterization, config.conditioning, config.sigma_data)
+
+
+def objective_of(config):
+    return Objective(config.noise_sampling, config.weighting, config.noise_sampling_options, config.weighting_options)
+
+
+def train(config, images, checkpoint_dir, *, device="cpu", on_step=None, log=print):
+    """Train `config` on `images` [N, ...] for config.steps, checkpointing every config.checkpoint_every.
+
+    Resumes from the newest readable checkpoint in `checkpoint_dir`. `on_step(step, loss)` is called
+    after every step. A non-finite loss raises FloatingPointError naming the configuration and step;
+    the last good checkpoint stays. Returns the EMA model.
+    """
+    device = torch.device(device)
+    torch.manual_seed(config.seed)
+    model = build_model(config, tuple(images.shape[1:])).to(device)
+    ema = EMA(model, decay=config.ema_decay, half_life_images=config.ema_half_life_images)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    data_order = torch.Generator().manual_seed(config.seed)
+    noise = torch.Generator(device=device).manual_seed(config.seed + 1)
+    step = 0
+    state = load_latest(checkpoint_dir, log=log)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        data_order.set_state(state["data_order"])
+        noise.set_state(state["noise"].cpu() if device.type == "cpu" else state["noise"])
+        step = state["step"]
+        log(f"{config.name}: resuming at step {step}")
+    objective, images = objective_of(config), images.to(device)
+    while step < config.steps:
+        batch = images[torch.randint(len(images), (config.batch_size,), generator=data_order).to(device)]
+        try:
+            loss, _ = train_step(
+                model, objective, optimizer, batch, generator=noise, ema=ema,
+                lr=config.lr * warmup(step, config.warmup_steps), grad_clip=config.grad_clip,
+                mixed_precision=config.mixed_precision,
+            )
+        except FloatingPointError as error:
+            raise FloatingPointError(f"configuration {config.name!r} diverged at step {step + 1}: {error}") from None
+        step += 1
+        if on_step is not None:
+            on_step(step, loss)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            state = {
+                "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                "data_order": data_order.get_state(), "noise": noise.get_state(), "step": step,
+            }
+            save_checkpoint(state, checkpoint_dir)
+    return ema.model

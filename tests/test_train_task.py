@@ -1,0 +1,59 @@
+"""Training one configuration: resumable after an interruption, same weights as without one;
+corrupt checkpoints detected; divergence named."""
+
+import pytest
+import torch
+
+from flows.params import Configuration
+from tasks.checkpoints import load_latest, save_checkpoint
+from tasks.train import build_model, train
+
+IMAGES = torch.rand(64, 1, 8, 8) * 2 - 1
+
+
+def configuration(**changes):
+    fields = dict(name="tiny", network_options={"channels": 8, "channel_mult": [1, 2], "attention": False},
+                  steps=12, batch_size=16, warmup_steps=3, ema_decay=0.9, checkpoint_every=4)
+    return Configuration(**{**fields, **changes})
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_after_interruption_gives_the_same_weights(tmp_path):
+    straight = weights(train(configuration(), IMAGES, tmp_path / "straight", log=lambda m: None))
+    train(configuration(steps=8), IMAGES, tmp_path / "resumed", log=lambda m: None)  # "killed" after step 8
+    messages = []
+    resumed = weights(train(configuration(), IMAGES, tmp_path / "resumed", log=messages.append))
+    assert any("resuming at step 8" in m for m in messages)
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path):
+    train(configuration(steps=8), IMAGES, tmp_path, log=lambda m: None)
+    newest = sorted(tmp_path.glob("step-*.pt"))[-1]
+    newest.write_bytes(newest.read_bytes()[:100])
+    messages = []
+    state = load_latest(tmp_path, log=messages.append)
+    assert state["step"] == 4 and "unreadable" in messages[0] and newest.name in messages[0]
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path):
+    for step in range(1, 6):
+        save_checkpoint({"step": step}, tmp_path, keep=2)
+    assert [p.name for p in sorted(tmp_path.glob("*"))] == ["step-00000004.pt", "step-00000005.pt"]
+
+
+def test_divergence_names_configuration_and_step(tmp_path):
+    with pytest.raises(FloatingPointError, match=r"configuration 'tiny' diverged at step 1"):
+        train(configuration(lr=1e30, grad_clip=None, weighting="snr", parameterization="x0"), IMAGES * float("inf"), tmp_path, log=lambda m: None)
+    assert not list(tmp_path.glob("step-*.pt"))
+
+
+def test_every_network_gets_its_input_size():
+    assert build_model(configuration(), (1, 8, 8)).network(torch.zeros(2, 1, 8, 8), torch.zeros(2)).shape == (2, 1, 8, 8)
+    vector = configuration(network="mlp", network_options={"hidden": 16})
+    assert build_model(vector, (2,)).network(torch.zeros(3, 2), torch.zeros(3)).shape == (3, 2)
