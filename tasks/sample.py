@@ -1,0 +1,34 @@
+"""Sample a trained model with every (solver, step schedule, NFE budget) of the study, from the same
+initial noise for every cell so that comparisons are paired."""
+
+import time
+
+import torch
+
+from models.discretizations import grid_for_budget
+from models.solvers import SOLVERS
+
+
+def initial_noise(count, sample_shape, seed):
+    """The unit-variance noise every cell starts from (scaled by its own sigma_max)."""
+    return torch.randn(count, *sample_shape, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def sample(model, solver, step_schedule, budget, noise, *, seed, batch_size, device="cpu", solver_options=None, schedule_options=None):
+    """Samples [N, ...] of one cell, the NFE actually spent, and the sampling seconds.
+
+    Noise for stochastic solvers comes from a generator seeded with `seed`, batch after batch.
+    """
+    sigmas, nfe = grid_for_budget(SOLVERS[solver], budget, step_schedule, model.schedule, **(schedule_options or {}))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    start, batches = time.perf_counter(), []
+    for chunk in noise.split(batch_size):
+        x = chunk.to(device) * sigmas[0].item()
+        batches.append(SOLVERS[solver](model, x, sigmas, generator=generator, **(solver_options or {})).cpu())
+    return torch.cat(batches), nfe, time.perf_counter() - start
+
+
+def cells(evaluate):
+    """Every (solver entry, step-schedule entry, budget) of a validated `flows.params.Evaluate`."""
+    return [(s, d, b) for s in evaluate.solvers for d in evaluate.step_schedules for b in evaluate.nfe]
