@@ -30,10 +30,14 @@ class GaussianMixture:
         means[:, 0], means[:, 1] = radius * torch.cos(angles), radius * torch.sin(angles)
         return cls(means, torch.full((components,), std), torch.arange(1, components + 1, dtype=torch.float64))
 
-    def sample(self, n, generator=None, dtype=torch.float32):
+    def sample_with_components(self, n, generator=None, dtype=torch.float32):
+        """n points [n, dim] and their components [n]: each draws its component by weight, then its offset."""
         components = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return (self.means[components] + self.stds[components, None] * noise).to(dtype)
+        return (self.means[components] + self.stds[components, None] * noise).to(dtype), components
+
+    def sample(self, n, generator=None, dtype=torch.float32):
+        return self.sample_with_components(n, generator, dtype)[0]
 
     def denoiser(self, x, sigma):
         """E[x0 | x; sigma] for x of shape [B, ...] and sigma of shape [B] (the solver contract)."""

@@ -1,5 +1,6 @@
 """Checkpoints: written atomically, loaded safely, a corrupt one detected and the previous one used."""
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -7,20 +8,28 @@ from pathlib import Path
 import torch
 
 
-def save_atomic(state, path):
-    """torch.save to a temporary file in the same folder, fsync, then rename over `path`."""
+@contextlib.contextmanager
+def atomic_open(path):
+    """A binary file that replaces `path` only once fully written: a temporary file in the same
+    folder, flushed and fsync'ed, then os.replace'd; on any error it is removed and `path` untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        with os.fdopen(descriptor, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def save_atomic(state, path):
+    """torch.save `state` to `path` through `atomic_open`."""
+    with atomic_open(path) as file:
+        torch.save(state, file)
 
 
 def save_checkpoint(state, folder, keep=2):

@@ -1,0 +1,106 @@
+"""Frechet distance between Gaussians fitted to features of real and generated images (FID; Heusel
+et al. 2017): ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)), computed by torchmetrics'
+`FrechetInceptionDistance` with a feature module of ours.
+
+What torchmetrics 1.9 does with a custom `feature=` module (torchmetrics/image/fid.py):
+- at construction it reads `module.num_features` (int or tensor); only when that attribute is
+  missing does it run a dummy [1, 3, 299, 299] forward to find the width;
+- `update(imgs, real)` hands `imgs` to the module exactly as given: the `(imgs * 255).byte()`
+  conversion that `normalize=True` implies applies to its built-in Inception only, and there is no
+  resizing and no 3-channel requirement (`normalize` then only sets the dummy image's dtype);
+- the features are accumulated in float64 as a sum and a sum of outer products; `compute()` takes
+  Tr((S_r S_f)^(1/2)) as the sum of square roots of the eigenvalues of S_r S_f and returns the value
+  cast back to the dtype the module returned;
+- `reset()` with `reset_real_features=False` keeps the real sums and drops the fake ones.
+
+Our convention, which keeps one call path for every extractor: the data's images in [-1, 1] enter
+the metric as floats in [0, 1] (torchmetrics' `normalize=True` convention), (x + 1) / 2 clipped to
+[0, 1] as when samples are saved as images (EDM's generate.py); each extractor maps that range back
+to what its network expects. Extractors return float64, so the distance is float64 as well.
+"""
+
+import os
+
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
+
+INCEPTION_WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+
+
+class FeatureExtractor(nn.Module):
+    """A classifier's penultimate activations (`Classifier.features`) as torchmetrics' `feature=`
+    module: images [B, C, H, W] in [0, 1] are mapped back to [-1, 1], the classifier runs in eval
+    mode without gradients, and the features [B, num_features] come back in float64."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.classifier = classifier
+        self.num_features = classifier.num_features
+
+    @torch.no_grad()
+    def forward(self, images):
+        self.classifier.eval()
+        return self.classifier.features(images * 2 - 1).double()
+
+
+class InceptionFeatures(nn.Module):
+    """Inception-v3's 2048 pool features as torchmetrics' `feature=` module: images [B, C, H, W] in
+    [0, 1], gray ones repeated to RGB, quantized to uint8 as torchmetrics does for its own Inception
+    ((x * 255) truncated), then resized to 299 x 299 inside the network; float64 out."""
+
+    num_features = 2048
+
+    def __init__(self, inception):
+        super().__init__()
+        self.inception = inception
+
+    @torch.no_grad()
+    def forward(self, images):
+        rgb = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+        return self.inception((rgb.clamp(0, 1) * 255).to(torch.uint8)).double()
+
+
+def inception_extractor(weights_path):
+    """`InceptionFeatures` with the FID Inception-v3 (the TF graph of 2015-12-05 converted to
+    PyTorch) loaded from `weights_path`; resizing is TF1-compatible bilinear (antialias=False), as
+    in the original FID code. Needs the `torch-fidelity` package."""
+    if not os.path.isfile(weights_path):
+        raise FileNotFoundError(
+            f"Inception-v3 weights: no file at {str(weights_path)!r}. Download torch-fidelity's "
+            f"weights-inception-2015-12-05-6726825d.pth from {INCEPTION_WEIGHTS_URL} (pytorch-fid's "
+            "pt_inception-2015-12-05-6726825d.pth, with the same SHA-256 prefix, should be the same file) "
+            "and pass its path; then `pip install torch-fidelity`."
+        )
+    path = os.fspath(weights_path)
+    inception = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=path)
+    inception.use_antialias = False  # read by torchmetrics >= 1.8 (default True); earlier versions always resize like TF1
+    return InceptionFeatures(inception)
+
+
+def accumulate(statistics, images, real, batch_size):
+    """Add the features of images [N, C, H, W] in [-1, 1] to the real or the fake side of `statistics`."""
+    for batch in images.split(batch_size):
+        statistics.update(((batch + 1) / 2).clamp(0, 1).to(statistics.device), real=real)
+
+
+def real_statistics(real, extractor, batch_size=500):
+    """A `FrechetInceptionDistance` holding the features of `real`: computed once, kept across
+    `reset()` (reset_real_features=False), for `fid_from_statistics` to score many fake sets."""
+    statistics = FrechetInceptionDistance(feature=extractor, normalize=True, reset_real_features=False)
+    statistics = statistics.to(next(extractor.parameters()).device)
+    accumulate(statistics, real, real=True, batch_size=batch_size)
+    return statistics
+
+
+def fid_from_statistics(statistics, fake, batch_size=500):
+    """FID of images `fake` in [-1, 1] against the real features held by `statistics`; the fake
+    features of any earlier call are dropped first."""
+    statistics.reset()
+    accumulate(statistics, fake, real=False, batch_size=batch_size)
+    return statistics.compute().item()
+
+
+def fid(real, fake, extractor, batch_size=500):
+    """FID between image sets `real` and `fake` [N, C, H, W] in [-1, 1] in the feature space of `extractor`."""
+    return fid_from_statistics(real_statistics(real, extractor, batch_size), fake, batch_size)
