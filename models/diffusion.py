@@ -32,7 +32,7 @@ class DiffusionModel(nn.Module):
         self.parameterization, self.conditioning = parameterization, conditioning
         self._coefficients = choose(PARAMETERIZATIONS, "parameterization", parameterization)
         self._condition = choose(CONDITIONINGS, "time conditioning", conditioning)
-        self._condition(torch.tensor([schedule.sigma_max], dtype=torch.float64), schedule)
+        self._condition(torch.tensor([schedule.sigma_max], dtype=torch.float64), schedule)  # refuse now, not mid-training
 
     def coefficients(self, s):
         """(c_skip, c_out, c_in) at EDM sigma s (any shape)."""
