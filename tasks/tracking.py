@@ -5,7 +5,6 @@ or resumed task continues its run instead of creating a duplicate."""
 import os
 from pathlib import Path
 
-
 KEY = "study.key"
 
 
