@@ -6,6 +6,7 @@ for a typo; loading does no other work, so a bad file fails in well under a seco
 
 import difflib
 import inspect
+import typing
 from typing import Any, Literal
 
 import yaml
@@ -22,6 +23,19 @@ from models.solvers import SOLVERS
 
 class ParamsError(ValueError):
     """A params file that cannot describe a study; the message says where and why."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load that refuses a repeated key (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"repeated key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def one_of(kind, table, name):
@@ -93,7 +107,7 @@ class Features(Section):
 class Configuration(Section):
     """One training configuration: one value per design axis, plus the optimisation settings."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")  # the key under train.configurations
     schedule: str = "edm"
     schedule_options: dict[str, Any] = {}
     parameterization: str = "edm"
@@ -139,16 +153,22 @@ class Configuration(Section):
 
 
 class Train(Section):
-    configurations: list[Configuration] = Field(min_length=1)
+    """Configurations keyed by name, so that DVC's `foreach` names one stage per configuration
+    (train@<name>) and a change to one configuration re-runs only its stages."""
 
-    @field_validator("configurations")
+    configurations: dict[str, Configuration] = Field(min_length=1)
+
+    @model_validator(mode="before")
     @classmethod
-    def unique_names(cls, configurations):
-        names = [c.name for c in configurations]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"configuration names must be unique; repeated: {duplicates}")
-        return configurations
+    def name_from_key(cls, data):
+        configurations = data.get("configurations") if isinstance(data, dict) else None
+        if isinstance(configurations, dict):
+            for key, value in configurations.items():
+                if isinstance(value, dict) and "name" in value:
+                    raise ValueError(f"configuration {key!r} has a 'name' key; its key under train.configurations is its name")
+            named = {k: {**v, "name": k} if isinstance(v, dict) else v for k, v in configurations.items()}
+            data = {**data, "configurations": named}
+        return data
 
 
 class Entry(Section):
@@ -223,12 +243,13 @@ def describe(error, source):
 
 def allowed_keys(location, key):
     """The keys the section at `location` accepts, and the nearest one to `key`."""
-    model = Study
-    for part in location:
-        if isinstance(part, int):
-            continue
-        annotation = model.model_fields[part].annotation
-        model = getattr(annotation, "__args__", (annotation,))[0]
+    model, parts = Study, list(location)
+    while parts:
+        annotation = model.model_fields[parts.pop(0)].annotation
+        if typing.get_origin(annotation) in (list, dict):
+            parts.pop(0)  # the list index or the mapping key
+            annotation = typing.get_args(annotation)[-1]
+        model = annotation
     keys = list(model.model_fields)
     close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.5)
     return f"; allowed: {keys}" + (f"; did you mean {close[0]!r}?" if close else "")
@@ -238,7 +259,7 @@ def load_params(path):
     """The validated Study of a params file, or a ParamsError that names every problem."""
     try:
         with open(path) as f:
-            raw = yaml.safe_load(f)
+            raw = yaml.load(f, Loader=UniqueKeyLoader)
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such params file") from None
     except yaml.YAMLError as error:

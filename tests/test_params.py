@@ -45,21 +45,22 @@ MALFORMED = {
     "not a mapping": ("- data\n- train\n", ["expected a mapping"]),
     "unknown section": (edit("trian", {"configurations": []}), ["trian", "unknown key", "did you mean 'train'"]),
     "missing section": (edit("evaluate", None), ["evaluate", "Field required"]),
-    "schedule typo": (edit("train.configurations.0.schedule", "edn"), ["train.configurations.0.schedule", "'edn'", "did you mean 'edm'"]),
-    "unknown parameterization": (edit("train.configurations.1.parameterization", "epsilon"), ["train.configurations.1.parameterization", "allowed", "'eps'"]),
-    "weighting typo": (edit("train.configurations.0.weighting", "min-snr"), ["weighting", "did you mean 'min_snr'"]),
-    "negative steps": (edit("train.configurations.0.steps", -5), ["train.configurations.0.steps", "greater than 0", "-5"]),
-    "steps not a number": (edit("train.configurations.0.steps", "many"), ["train.configurations.0.steps", "integer", "'many'"]),
-    "zero learning rate": (edit("train.configurations.0.lr", 0), ["train.configurations.0.lr", "greater than 0"]),
-    "unknown configuration key": (edit("train.configurations.0.lrate", 0.1), ["train.configurations.0.lrate", "did you mean 'lr'"]),
-    "bad configuration name": (edit("train.configurations.0.name", "my config"), ["train.configurations.0.name", "pattern"]),
-    "duplicate names": (edit("train.configurations.1.name", "edm"), ["train.configurations", "unique", "edm"]),
-    "index needs a discrete schedule": (edit("train.configurations.0.conditioning", "index"), ["conditioning 'index' needs a discrete schedule", "'edm'"]),
-    "unknown schedule option": (edit("train.configurations.0.schedule_options", {"rho": 7}), ["noise schedule 'edm'", "rho", "sigma_max"]),
-    "unknown network option": (edit("train.configurations.0.network_options", {"width": 3}), ["network 'unet'", "width", "channels"]),
-    "unknown sampling option": (edit("train.configurations.0.noise_sampling_options", {"mean": 0}), ["noise sampling 'log_normal'", "p_mean"]),
-    "two EMA settings": (edit("train.configurations.0.ema_half_life_images", 1000), ["exactly one of ema_decay or ema_half_life_images"]),
-    "no configurations": (edit("train.configurations", []), ["train.configurations", "at least 1"]),
+    "schedule typo": (edit("train.configurations.edm.schedule", "edn"), ["train.configurations.edm.schedule", "'edn'", "did you mean 'edm'"]),
+    "unknown parameterization": (edit("train.configurations.vp-eps.parameterization", "epsilon"), ["train.configurations.vp-eps.parameterization", "allowed", "'eps'"]),
+    "weighting typo": (edit("train.configurations.edm.weighting", "min-snr"), ["weighting", "did you mean 'min_snr'"]),
+    "negative steps": (edit("train.configurations.edm.steps", -5), ["train.configurations.edm.steps", "greater than 0", "-5"]),
+    "steps not a number": (edit("train.configurations.edm.steps", "many"), ["train.configurations.edm.steps", "integer", "'many'"]),
+    "zero learning rate": (edit("train.configurations.edm.lr", 0), ["train.configurations.edm.lr", "greater than 0"]),
+    "unknown configuration key": (edit("train.configurations.edm.lrate", 0.1), ["train.configurations.edm.lrate", "did you mean 'lr'"]),
+    "bad configuration name": (edit("train.configurations.my config", {"steps": 10}), ["train.configurations.my config.name", "pattern"]),
+    "repeated configuration name": (edit("evaluate.seed", 0).replace("  vp-eps:", "  edm:"), ["repeated key 'edm'", "line"]),
+    "name inside a configuration": (edit("train.configurations.edm.name", "other"), ["has a 'name' key", "its name"]),
+    "index needs a discrete schedule": (edit("train.configurations.edm.conditioning", "index"), ["conditioning 'index' needs a discrete schedule", "'edm'"]),
+    "unknown schedule option": (edit("train.configurations.edm.schedule_options", {"rho": 7}), ["noise schedule 'edm'", "rho", "sigma_max"]),
+    "unknown network option": (edit("train.configurations.edm.network_options", {"width": 3}), ["network 'unet'", "width", "channels"]),
+    "unknown sampling option": (edit("train.configurations.edm.noise_sampling_options", {"mean": 0}), ["noise sampling 'log_normal'", "p_mean"]),
+    "two EMA settings": (edit("train.configurations.edm.ema_half_life_images", 1000), ["exactly one of ema_decay or ema_half_life_images"]),
+    "no configurations": (edit("train.configurations", {}), ["train.configurations", "at least 1"]),
     "unknown solver": (edit("evaluate.solvers.0.name", "dpm_solver_4"), ["evaluate.solvers", "dpm_solver_4", "did you mean"]),
     "unknown solver option": (edit("evaluate.solvers.1.options", {"eta": 1.0}), ["solver 'heun'", "eta", "s_churn"]),
     "unknown step schedule": (edit("evaluate.step_schedules.0.name", "cosine"), ["evaluate.step_schedules", "'cosine'", "karras"]),
@@ -93,7 +94,7 @@ def test_command_line_exits_non_zero_and_touches_nothing(tmp_path):
     before = sorted(p.name for p in tmp_path.iterdir())
     result = subprocess.run([sys.executable, "-m", "flows.params", str(tmp_path / "params.yaml")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
-    assert "train.configurations.0.schedule" in result.stderr and "did you mean 'edm'" in result.stderr
+    assert "train.configurations.edm.schedule" in result.stderr and "did you mean 'edm'" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
