@@ -87,6 +87,7 @@ def step_schedule(name, num_steps, schedule, *, sigma_min=None, sigma_max=None, 
     if not sigma_min < sigma_max:
         raise ValueError(f"step schedule {name!r}: sigma_min={sigma_min:.6g} must be below sigma_max={sigma_max:.6g}")
     sigmas = DISCRETIZATIONS[name](num_steps, schedule, sigma_min, sigma_max, **options).clamp(sigma_min, sigma_max)
+    sigmas[0] = sigma_max  # exactly, whatever the rounding of a round trip through the model's time
     if schedule.timesteps is not None:
         sigmas = snap(sigmas, schedule.discrete_sigmas)
     return torch.cat([sigmas, sigmas.new_zeros(1)])
