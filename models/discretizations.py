@@ -15,6 +15,16 @@ def karras(num_steps, schedule, sigma_min, sigma_max, *, rho=7.0):
     return (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
 
 
+def time_range(schedule, sigma_min, sigma_max):
+    """The model times of sigma_min and sigma_max: its own t_min/t_max at the ends of its range, so
+    that no round trip through `time` moves the grid's ends."""
+
+    def time(sigma, end_sigma, end_t):
+        return end_t if sigma == end_sigma else float(schedule.time(torch.tensor(sigma, dtype=torch.float64)))
+
+    return time(sigma_min, schedule.sigma_min, schedule.t_min), time(sigma_max, schedule.sigma_max, schedule.t_max)
+
+
 def time_uniform(num_steps, schedule, sigma_min, sigma_max, *, spacing="linspace"):
     """Uniform in the model's own time t (DDIM's subsequence, e.g. [1000, 900, ..., 100]).
 
@@ -24,7 +34,7 @@ def time_uniform(num_steps, schedule, sigma_min, sigma_max, *, spacing="linspace
     """
     if spacing not in SPACINGS:
         raise ValueError(f"step schedule 'time_uniform': option spacing={spacing!r}; allowed: {sorted(SPACINGS)}")
-    t_low, t_high = (float(schedule.time(torch.tensor(s, dtype=torch.float64))) for s in (sigma_min, sigma_max))
+    t_low, t_high = time_range(schedule, sigma_min, sigma_max)
     span = t_high - t_low + (1 if schedule.timesteps is not None else 0)
     t = SPACINGS[spacing](torch.arange(num_steps, dtype=torch.float64), num_steps, t_low, t_high, span)
     return schedule.edm_sigma(t.clamp(t_low, t_high)).to(torch.float64)
@@ -39,7 +49,7 @@ SPACINGS = {
 
 def time_quadratic(num_steps, schedule, sigma_min, sigma_max):
     """Quadratic in the model's time (DDIM, Song et al. 2021, App. D.2): dense at low noise."""
-    t_low, t_high = (float(schedule.time(torch.tensor(s, dtype=torch.float64))) for s in (sigma_min, sigma_max))
+    t_low, t_high = time_range(schedule, sigma_min, sigma_max)
     ramp = 1 - torch.arange(num_steps, dtype=torch.float64) / max(num_steps - 1, 1)
     return schedule.edm_sigma(t_low + (t_high - t_low) * ramp**2).to(torch.float64)
 
@@ -87,7 +97,6 @@ def step_schedule(name, num_steps, schedule, *, sigma_min=None, sigma_max=None, 
     if not sigma_min < sigma_max:
         raise ValueError(f"step schedule {name!r}: sigma_min={sigma_min:.6g} must be below sigma_max={sigma_max:.6g}")
     sigmas = DISCRETIZATIONS[name](num_steps, schedule, sigma_min, sigma_max, **options).clamp(sigma_min, sigma_max)
-    sigmas[0] = sigma_max  # exactly, whatever the rounding of a round trip through the model's time
     if schedule.timesteps is not None:
         sigmas = snap(sigmas, schedule.discrete_sigmas)
     return torch.cat([sigmas, sigmas.new_zeros(1)])
