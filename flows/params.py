@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.conditioning import CONDITIONINGS
+from models.diffusion import choose
 from models.discretizations import DISCRETIZATIONS
 from models.networks import NETWORKS
 from models.objectives import NOISE_SAMPLING, WEIGHTINGS
@@ -36,15 +37,6 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"repeated key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)
-
-
-def one_of(kind, table, name):
-    """`name` if it is an entry of `table`, else a ValueError with the allowed names and a suggestion."""
-    if name not in table:
-        close = difflib.get_close_matches(str(name), list(table), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{name!r} is not a {kind}; allowed: {sorted(table)}{hint}")
-    return name
 
 
 def keyword_options(function, skip=()):
@@ -135,7 +127,8 @@ class Configuration(Section):
     @classmethod
     def known_entry(cls, name, info):
         kind, table = AXES[info.field_name]
-        return one_of(kind, table, name)
+        choose(table, kind, name)
+        return name
 
     @model_validator(mode="after")
     def consistent(self):
@@ -193,7 +186,7 @@ class Evaluate(Section):
     @classmethod
     def known_solvers(cls, entries):
         for entry in entries:
-            solver = SOLVERS[one_of("solver", SOLVERS, entry.name)]
+            solver = choose(SOLVERS, "solver", entry.name)
             check_options("solver", entry.name, entry.options, solver.options)
         return entries
 
@@ -201,7 +194,7 @@ class Evaluate(Section):
     @classmethod
     def known_step_schedules(cls, entries):
         for entry in entries:
-            function = DISCRETIZATIONS[one_of("step schedule", DISCRETIZATIONS, entry.name)]
+            function = choose(DISCRETIZATIONS, "step schedule", entry.name)
             check_options("step schedule", entry.name, entry.options, keyword_options(function) | {"sigma_min", "sigma_max"})
         return entries
 

@@ -49,7 +49,7 @@ def train(config, images, checkpoint_dir, *, device="cpu", on_step=None, log=pri
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         data_order.set_state(state["data_order"])
-        noise.set_state(state["noise"].cpu() if device.type == "cpu" else state["noise"])
+        noise.set_state(state["noise"])
         step = state["step"]
         log(f"{config.name}: resuming at step {step}")
     objective, images = objective_of(config), images.to(device)
