@@ -66,10 +66,12 @@ class Section(BaseModel):
 
 
 class Data(Section):
-    """The dataset: the embedded digits (default), MNIST or CIFAR-10 from `root`, or the 2-D mixture."""
+    """The dataset: the embedded digits (default), or MNIST or CIFAR-10 from the files in `root`
+    (fetched there first when `download` is true)."""
 
-    dataset: Literal["digits", "mnist", "cifar10", "mixture"] = "digits"
+    dataset: Literal["digits", "mnist", "cifar10"] = "digits"
     root: str | None = None
+    download: bool = False
     test_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
 
@@ -197,6 +199,17 @@ class Evaluate(Section):
             function = choose(DISCRETIZATIONS, "step schedule", entry.name)
             check_options("step schedule", entry.name, entry.options, keyword_options(function) | {"sigma_min", "sigma_max"})
         return entries
+
+    @model_validator(mode="after")
+    def entries_once(self):
+        for key, entries in (("solvers", self.solvers), ("step_schedules", self.step_schedules)):
+            seen = [(entry.name, sorted(entry.options.items())) for entry in entries]
+            for i, entry in enumerate(seen):
+                if entry in seen[:i]:
+                    raise ValueError(f"evaluate.{key} lists {entry[0]!r} with options {dict(entry[1])} twice; allowed: each entry once")
+        if len(set(self.nfe)) != len(self.nfe):
+            raise ValueError(f"evaluate.nfe repeats a budget: {self.nfe}; allowed: each budget once")
+        return self
 
     @model_validator(mode="after")
     def budgets_fit_every_solver(self):

@@ -87,10 +87,15 @@ def accumulate(statistics, images, real, batch_size):
 def real_statistics(real, extractor, batch_size=500):
     """A `FrechetInceptionDistance` holding the features of `real`: computed once, kept across
     `reset()` (reset_real_features=False), for `fid_from_statistics` to score many fake sets."""
-    statistics = FrechetInceptionDistance(feature=extractor, normalize=True, reset_real_features=False)
-    statistics = statistics.to(next(extractor.parameters()).device)
+    statistics = empty_statistics(extractor)
     accumulate(statistics, real, real=True, batch_size=batch_size)
     return statistics
+
+
+def empty_statistics(extractor):
+    """A `FrechetInceptionDistance` over `extractor`'s features, on its device, holding no features yet."""
+    statistics = FrechetInceptionDistance(feature=extractor, normalize=True, reset_real_features=False)
+    return statistics.to(next(extractor.parameters()).device)
 
 
 def fid_from_statistics(statistics, fake, batch_size=500):

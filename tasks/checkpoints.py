@@ -3,6 +3,7 @@
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -48,3 +49,13 @@ def load_latest(folder, log=print):
         except Exception as error:  # a truncated or corrupt file: say so, fall back to the previous one
             log(f"checkpoint {path} is unreadable ({type(error).__name__}: {error}); using the previous one")
     return None
+
+
+def set_aside(folder):
+    """Move the checkpoints of `folder` to `<parent>/.superseded/<name>-<time>/` (kept, out of the way)."""
+    folder = Path(folder)
+    aside = folder.parent / ".superseded" / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for path in folder.glob("step-*.pt"):
+        os.replace(path, aside / path.name)
+    return aside

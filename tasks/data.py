@@ -179,3 +179,12 @@ def load_cifar10(folder, download=False):
         bytes_to_unit_range(test_images),
         torch.from_numpy(test_labels),
     )
+
+
+def prepare(data):
+    """The train/test split of a validated `flows.params.Data` section: the digits split by
+    `test_fraction` and `seed`; MNIST and CIFAR-10 with their published test sets."""
+    if data.dataset == "digits":
+        return split(*load_digits_images(), data.test_fraction, data.seed)
+    loader = {"mnist": load_mnist, "cifar10": load_cifar10}[data.dataset]
+    return loader(data.root, download=data.download)

@@ -1,6 +1,7 @@
-"""Sample a trained model with every (solver, step schedule, NFE budget) of the study, from the same
-initial noise for every cell so that comparisons are paired."""
+"""Sample a trained model with one (solver, step schedule, NFE budget) cell, from initial noise that
+every cell shares so that comparisons are paired."""
 
+import copy
 import time
 
 import torch
@@ -20,7 +21,8 @@ def sample(model, solver, step_schedule, budget, noise, *, seed, batch_size, dev
 
     Noise for stochastic solvers comes from a generator seeded with `seed`, batch after batch.
     """
-    sigmas, nfe = grid_for_budget(SOLVERS[solver], budget, step_schedule, model.schedule, **(schedule_options or {}))
+    schedule = copy.deepcopy(model.schedule).cpu()  # grids are computed on the CPU, in float64
+    sigmas, nfe = grid_for_budget(SOLVERS[solver], budget, step_schedule, schedule, **(schedule_options or {}))
     generator = torch.Generator(device=device).manual_seed(seed)
     start, batches = time.perf_counter(), []
     for chunk in noise.split(batch_size):
@@ -28,7 +30,3 @@ def sample(model, solver, step_schedule, budget, noise, *, seed, batch_size, dev
         batches.append(SOLVERS[solver](model, x, sigmas, generator=generator, **(solver_options or {})).cpu())
     return torch.cat(batches), nfe, time.perf_counter() - start
 
-
-def cells(evaluate):
-    """Every (solver entry, step-schedule entry, budget) of a validated `flows.params.Evaluate`."""
-    return [(s, d, b) for s in evaluate.solvers for d in evaluate.step_schedules for b in evaluate.nfe]

@@ -3,9 +3,14 @@
 or resumed task continues its run instead of creating a duplicate."""
 
 import os
+import time
 from pathlib import Path
 
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
 KEY = "study.key"
+BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
 def tracking_uri(root):
@@ -14,12 +19,24 @@ def tracking_uri(root):
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
 
 
+def is_local(uri):
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
 def experiment(client, name, artifact_root):
-    """The experiment `name`, created once (with its artifacts under `artifact_root`)."""
+    """The experiment `name`, created once; with a local store its artifacts go under `artifact_root`,
+    with a tracking server wherever the server keeps them."""
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    return client.create_experiment(name, artifact_location=Path(artifact_root).resolve().as_uri())
+    location = Path(artifact_root).resolve().as_uri() if is_local(client.tracking_uri) else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def open_experiment(root, name, artifact_root):
+    """(client, experiment id) of the study's store under `root`, created and migrated on first use."""
+    client = MlflowClient(tracking_uri(root))
+    return client, experiment(client, name, artifact_root)
 
 
 def run_for(client, experiment_id, key, name, *, parent=None, tags=None):
@@ -36,22 +53,28 @@ def run_for(client, experiment_id, key, name, *, parent=None, tags=None):
     return client.create_run(experiment_id, run_name=name, tags=run_tags).info.run_id
 
 
-def configuration_key(study, config):
-    return f"{study}/{config}"
+def log_params(client, run_id, params):
+    """Every entry of `params` as an MLflow param (values as strings)."""
+    client.log_batch(run_id, params=[Param(key, str(value)) for key, value in params.items()])
 
 
-def cell_key(study, config, solver, step_schedule, budget):
-    return f"{study}/{config}/{solver}/{step_schedule}/{budget}"
+def log_curve(client, run_id, name, points):
+    """Metric `name` at each (step, value) of `points`, in batches of MLflow's size limit."""
+    now = int(time.time() * 1000)
+    metrics = [Metric(name, float(value), now, step) for step, value in points]
+    for start in range(0, len(metrics), BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + BATCH])
 
 
-def log_cell(client, experiment_id, study, config, row, axes):
-    """A nested run under the configuration's run with metrics fid, nfe, seconds and a tag per axis."""
-    parent = run_for(client, experiment_id, configuration_key(study, config), config)
+def log_cell(client, experiment_id, parent, key, row, tags):
+    """A finished run nested under `parent` with metrics fid, nfe, seconds, param budget and `tags`
+    plus solver, step_schedule and reference."""
     name = f"{row['solver']}/{row['step_schedule']}/{row['budget']}"
-    tags = {**axes, "solver": row["solver"], "step_schedule": row["step_schedule"], "reference": str(row["reference"])}
-    run_id = run_for(client, experiment_id, cell_key(study, config, row["solver"], row["step_schedule"], row["budget"]), name, parent=parent, tags=tags)
-    for metric in ("fid", "nfe", "seconds"):
-        client.log_metric(run_id, metric, float(row[metric]))
-    client.log_param(run_id, "budget", row["budget"])
+    cell_tags = {**tags, "solver": row["solver"], "step_schedule": row["step_schedule"], "reference": str(row["reference"])}
+    run_id = run_for(client, experiment_id, key, name, parent=parent, tags=cell_tags)
+    log_curve(client, run_id, "fid", [(0, row["fid"])])
+    log_curve(client, run_id, "nfe", [(0, row["nfe"])])
+    log_curve(client, run_id, "seconds", [(0, row["seconds"])])
+    log_params(client, run_id, {"budget": row["budget"]})
     client.set_terminated(run_id, "FINISHED")
     return run_id

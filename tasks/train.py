@@ -12,7 +12,7 @@ from models.networks import NETWORKS
 from models.schedules import SCHEDULES
 from models.training import EMA, train_step, warmup
 
-from .checkpoints import load_latest, save_checkpoint
+from .checkpoints import load_latest, save_checkpoint, set_aside
 
 
 def build_model(config, sample_shape):
@@ -28,12 +28,13 @@ def objective_of(config):
     return Objective(config.noise_sampling, config.weighting, config.noise_sampling_options, config.weighting_options)
 
 
-def train(config, images, checkpoint_dir, *, device="cpu", on_step=None, log=print):
+def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_step=None, log=print):
     """Train `config` on `images` [N, ...] for config.steps, checkpointing every config.checkpoint_every.
 
-    Resumes from the newest readable checkpoint in `checkpoint_dir`. `on_step(step, loss)` is called
-    after every step. A non-finite loss raises FloatingPointError naming the configuration and step;
-    the last good checkpoint stays. Returns the EMA model.
+    Resumes from the newest readable checkpoint in `checkpoint_dir` if it carries `fingerprint`;
+    checkpoints of other settings are set aside (`set_aside`), never overwritten. `on_step(step,
+    loss)` is called after every step. A non-finite loss raises FloatingPointError naming the
+    configuration and step; the last good checkpoint stays. Returns the EMA model.
     """
     device = torch.device(device)
     torch.manual_seed(config.seed)
@@ -41,9 +42,14 @@ def train(config, images, checkpoint_dir, *, device="cpu", on_step=None, log=pri
     ema = EMA(model, decay=config.ema_decay, half_life_images=config.ema_half_life_images)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     data_order = torch.Generator().manual_seed(config.seed)
-    noise = torch.Generator(device=device).manual_seed(config.seed + 1)
+    noise = torch.Generator().manual_seed(config.seed + 1)  # on CPU: the same draws on every device
     step = 0
     state = load_latest(checkpoint_dir, log=log)
+    if state is not None and state.get("fingerprint") != fingerprint:
+        aside = set_aside(checkpoint_dir)
+        log(f"{config.name}: checkpoints in {checkpoint_dir} hold other settings (fingerprint {state.get('fingerprint')}, "
+            f"now {fingerprint}); moved to {aside}; training from scratch")
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
@@ -69,7 +75,18 @@ def train(config, images, checkpoint_dir, *, device="cpu", on_step=None, log=pri
         if step % config.checkpoint_every == 0 or step == config.steps:
             state = {
                 "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                "data_order": data_order.get_state(), "noise": noise.get_state(), "step": step,
+                "data_order": data_order.get_state(), "noise": noise.get_state(), "step": step, "fingerprint": fingerprint,
             }
             save_checkpoint(state, checkpoint_dir)
     return ema.model
+
+
+def load_trained(config, checkpoint_dir, sample_shape, *, device="cpu", log=print):
+    """The EMA model of the newest readable checkpoint in `checkpoint_dir`, in eval mode."""
+    state = load_latest(checkpoint_dir, log=log)
+    if state is None:
+        raise FileNotFoundError(f"configuration {config.name!r}: no readable checkpoint in {str(checkpoint_dir)!r}; train it first")
+    model = build_model(config, sample_shape)
+    model.load_state_dict(state["ema"]["model"])
+    log(f"{config.name}: EMA weights of step {state['step']} from {checkpoint_dir}")
+    return model.to(device).eval()

@@ -9,7 +9,9 @@ from flows.params import Configuration, Evaluate
 from models.features import Classifier, train_classifier
 from models.fid import FeatureExtractor, real_statistics
 from tasks.data import load_digits_images, split
-from tasks.evaluate import data_floor, score
+from models.fid import fid_from_statistics
+from tasks.evaluate import cells, score_cell
+from tasks.sample import initial_noise
 from tasks.train import train
 
 
@@ -35,10 +37,11 @@ def model(digits, tmp_path_factory):
 def test_every_cell_and_the_reference_are_scored(model, statistics, digits):
     evaluate = Evaluate(solvers=[{"name": "euler"}, {"name": "heun"}, {"name": "ddpm"}], step_schedules=[{"name": "karras"}, {"name": "logsnr_uniform"}],
                         nfe=[4, 8], reference_nfe=15, num_samples=64, batch_size=32)
-    rows = score(model, evaluate, statistics, (1, 8, 8), log=lambda m: None)
+    noise = initial_noise(evaluate.num_samples, (1, 8, 8), evaluate.seed)
+    rows = [score_cell(model, cell, noise, statistics, evaluate)[0] for cell in cells(evaluate)]
     assert len(rows) == 3 * 2 * 2 + 1 and sum(r["reference"] for r in rows) == 1
     assert all(r["nfe"] <= r["budget"] and math.isfinite(r["fid"]) and r["fid"] > 0 for r in rows)
-    again = score(model, evaluate, statistics, (1, 8, 8), log=lambda m: None)
+    again = [score_cell(model, cell, noise, statistics, evaluate)[0] for cell in cells(evaluate)]
     assert [r["fid"] for r in rows] == [r["fid"] for r in again]
-    floor = data_floor(statistics, digits.test_images)
+    floor = fid_from_statistics(statistics, digits.test_images)
     assert 0 < floor < min(r["fid"] for r in rows)

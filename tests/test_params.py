@@ -12,7 +12,7 @@ import yaml
 from flows.params import ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ["params.yaml", "profiles/smoke.yaml"]
+SHIPPED = ["params.yaml", "profiles/smoke.yaml", "profiles/cifar10.yaml"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

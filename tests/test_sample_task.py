@@ -5,7 +5,8 @@ import torch
 from flows.params import Evaluate
 from models.gaussian_mixture import GaussianMixture
 from models.schedules import EDM
-from tasks.sample import cells, initial_noise, sample
+from tasks.evaluate import cells
+from tasks.sample import initial_noise, sample
 
 
 class Oracle:
@@ -44,4 +45,5 @@ def test_same_noise_for_every_cell_and_stochastic_cells_depend_on_the_seed():
 def test_cells_cover_the_grid():
     evaluate = Evaluate(solvers=[{"name": "euler"}, {"name": "heun"}], step_schedules=[{"name": "karras"}], nfe=[4, 8, 16])
     grid = cells(evaluate)
-    assert len(grid) == 6 and {(s.name, b) for s, _, b in grid} == {(s, b) for s in ("euler", "heun") for b in (4, 8, 16)}
+    assert len(grid) == 7 and {(c.solver, c.budget) for c in grid[:-1]} == {(s, b) for s in ("euler", "heun") for b in (4, 8, 16)}
+    assert grid[-1].reference and (grid[-1].solver, grid[-1].step_schedule, grid[-1].budget) == ("heun", "karras", 255)

@@ -34,10 +34,10 @@ def test_cells_are_nested_runs_with_metrics_and_axis_tags(client):
     experiment_id = experiment(client, "study", root / "artifacts")
     row = dict(solver="heun", step_schedule="karras", budget=8, nfe=7, fid=12.5, seconds=0.3, reference=False)
     axes = {"schedule": "edm", "parameterization": "edm"}
-    run_id = log_cell(client, experiment_id, "study", "edm", row, axes)
-    assert log_cell(client, experiment_id, "study", "edm", row, axes) == run_id
-    run = client.get_run(run_id)
     parent = run_for(client, experiment_id, "study/edm", "edm")
+    run_id = log_cell(client, experiment_id, parent, "study/edm/heun", row, axes)
+    assert log_cell(client, experiment_id, parent, "study/edm/heun", row, axes) == run_id
+    run = client.get_run(run_id)
     assert run.data.tags["mlflow.parentRunId"] == parent
     assert run.data.metrics == {"fid": 12.5, "nfe": 7.0, "seconds": 0.3}
     assert run.data.tags["schedule"] == "edm" and run.data.tags["solver"] == "heun"

@@ -6,7 +6,7 @@ import torch
 
 from flows.params import Configuration
 from tasks.checkpoints import load_latest, save_checkpoint
-from tasks.train import build_model, train
+from tasks.train import build_model, load_trained, train
 
 IMAGES = torch.rand(64, 1, 8, 8) * 2 - 1
 
@@ -57,3 +57,33 @@ def test_every_network_gets_its_input_size():
     assert build_model(configuration(), (1, 8, 8)).network(torch.zeros(2, 1, 8, 8), torch.zeros(2)).shape == (2, 1, 8, 8)
     vector = configuration(network="mlp", network_options={"hidden": 16})
     assert build_model(vector, (2,)).network(torch.zeros(3, 2), torch.zeros(3)).shape == (3, 2)
+
+
+def test_checkpoints_of_other_settings_are_set_aside_not_resumed(tmp_path):
+    folder = tmp_path / "checkpoints" / "tiny"
+    train(configuration(steps=8), IMAGES, folder, fingerprint="old", log=lambda m: None)
+    old = {p.name: p.read_bytes() for p in folder.glob("step-*.pt")}
+    messages = []
+    changed = weights(train(configuration(lr=1e-3), IMAGES, folder, fingerprint="new", log=messages.append))
+    fresh = weights(train(configuration(lr=1e-3), IMAGES, tmp_path / "fresh", fingerprint="new", log=lambda m: None))
+    assert any("other settings" in m for m in messages) and not any("resuming" in m for m in messages)
+    assert all(torch.equal(changed[k], fresh[k]) for k in fresh)
+    (aside,) = (tmp_path / "checkpoints" / ".superseded").iterdir()
+    assert {p.name: p.read_bytes() for p in aside.glob("step-*.pt")} == old
+
+
+def test_more_steps_with_the_same_settings_continue_the_training(tmp_path):
+    train(configuration(steps=8), IMAGES, tmp_path / "a", fingerprint="same", log=lambda m: None)
+    messages = []
+    continued = weights(train(configuration(steps=12), IMAGES, tmp_path / "a", fingerprint="same", log=messages.append))
+    straight = weights(train(configuration(steps=12), IMAGES, tmp_path / "b", fingerprint="same", log=lambda m: None))
+    assert any("resuming at step 8" in m for m in messages)
+    assert all(torch.equal(continued[k], straight[k]) for k in straight)
+
+
+def test_the_trained_ema_model_loads_for_evaluation(tmp_path):
+    model = train(configuration(), IMAGES, tmp_path, log=lambda m: None)
+    loaded = load_trained(configuration(), tmp_path, (1, 8, 8))
+    assert not loaded.training and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(FileNotFoundError, match="'tiny': no readable checkpoint"):
+        load_trained(configuration(), tmp_path / "none", (1, 8, 8))

@@ -1,0 +1,75 @@
+"""Stage `evaluate@<configuration>`: sample the trained configuration with every solver x step
+schedule x NFE budget from the same initial noise, score each cell with FID, and record the cells
+under results/<configuration>/ and as nested MLflow runs."""
+
+import re
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from tqdm import tqdm
+
+from tasks.device import device
+from tasks.evaluate import cells, score_cell
+from tasks.features import load_statistics
+from tasks.report import fid_vs_nfe_figure, sample_grid, save_figure, summary, write_csv, write_json
+from tasks.sample import initial_noise
+from tasks.tracking import log_cell
+from tasks.train import load_trained
+
+from .params import load_params
+from .workspace import Workspace, axis_tags, configuration_key, configuration_run, fingerprint, main, named_configuration
+
+GRID_IMAGES = 64  # samples shown per cell
+COLUMNS = ["configuration", "solver", "step_schedule", "series", "budget", "nfe", "fid", "seconds"]
+
+load_model = task(load_trained, name="load trained model", cache_policy=NO_CACHE)
+load_real_statistics = task(load_statistics, name="load real statistics", cache_policy=NO_CACHE)
+score = task(score_cell, name="sample and score", cache_policy=NO_CACHE)
+record = task(log_cell, name="log cell to MLflow", cache_policy=NO_CACHE)
+
+
+def file_name(label):
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label)
+
+
+@task(name="write results", cache_policy=NO_CACHE)
+def write_results(rows, floor, folder, client, run_id):
+    """cells.json (every row), fid.csv (the grid, for plots), summary.json (DVC metrics) and the
+    FID-vs-NFE figure, also logged to the configuration's run."""
+    write_json({"data_floor_fid": floor, "cells": rows}, folder / "cells.json")
+    write_csv([row for row in rows if not row["reference"]], folder / "fid.csv", COLUMNS)
+    write_json(summary(rows, floor), folder / "summary.json")
+    figure = fid_vs_nfe_figure(rows, floors=floor)
+    save_figure(figure, folder / "fid_vs_nfe.png")
+    for name in ("cells.json", "fid_vs_nfe.png"):
+        client.log_artifact(run_id, str(folder / name))
+
+
+@flow(name="evaluate", description="Sample one trained configuration with every solver, step schedule and NFE budget; score with FID.")
+def evaluate_one(configuration: str, params: str = "params.yaml", root: str = "."):
+    study, workspace, log = load_params(params), Workspace(root), get_run_logger()
+    config, evaluate = named_configuration(study, configuration), study.evaluate
+    folder = workspace.results(config.name)
+    client, experiment_id, run_id = configuration_run(study, config, workspace)
+    statistics, sample_shape = load_real_statistics(study.features, workspace.features / "statistics.pt", device=device())
+    model = load_model(config, workspace.checkpoints(config.name), sample_shape, device=device(), log=log.info)
+    noise = initial_noise(evaluate.num_samples, sample_shape, evaluate.seed)
+    sampling = fingerprint(study.features, evaluate.model_dump(mode="json", include={"num_samples", "seed"}))
+    tags = axis_tags(study, config)
+    rows = []
+    for cell in tqdm(cells(evaluate), desc=f"evaluate {config.name}", unit="cell"):
+        row, samples = score(model, cell, noise, statistics, evaluate, device=device())
+        row = {"configuration": config.name, "series": f"{row['solver']} / {row['step_schedule']}", **row}
+        grid = folder / "samples" / f"{file_name(cell.label)}.png"
+        sample_grid(samples[:GRID_IMAGES], grid)
+        key = f"{configuration_key(study, config)}/{sampling}/{cell.label}"
+        cell_run = record(client, experiment_id, run_id, key, row, {**tags, "solver_name": cell.solver, "evaluation": sampling})
+        client.log_artifact(cell_run, str(grid))
+        log.info(f"{config.name}: {cell.label} spent NFE {row['nfe']}: FID {row['fid']:.3f} ({row['seconds']:.2f} s)")
+        rows.append(row)
+    write_results(rows, workspace.data_floor(), folder, client, run_id)
+    client.set_terminated(run_id, "FINISHED")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(evaluate_one, per_configuration=True))

@@ -1,0 +1,30 @@
+"""Stage `prepare`: the dataset split into train and test tensors under data/prepared/, and the
+MLflow store and experiment created once, before any stage that could log in parallel."""
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.data import prepare, save_dataset
+from tasks.tracking import open_experiment
+
+from .params import load_params
+from .workspace import Workspace, main
+
+load_split = task(prepare, name="load and split data", cache_policy=NO_CACHE)
+save = task(save_dataset, name="save dataset", cache_policy=NO_CACHE)
+create_experiment = task(open_experiment, name="create MLflow experiment", cache_policy=NO_CACHE)
+
+
+@flow(name="prepare", description="Prepare the dataset: train/test tensors in [-1, 1] under data/prepared/.")
+def prepare_data(params: str = "params.yaml", root: str = "."):
+    study, workspace, log = load_params(params), Workspace(root), get_run_logger()
+    data = load_split(study.data)
+    save(workspace.data / "train.pt", data.train_images, data.train_labels)
+    save(workspace.data / "test.pt", data.test_images, data.test_labels)
+    log.info(f"{study.data.dataset}: {len(data.train_images)} train and {len(data.test_images)} test images of shape "
+             f"{tuple(data.train_images.shape[1:])} in {workspace.data}")
+    create_experiment(workspace.root, study.mlflow.experiment, workspace.artifacts)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(prepare_data))

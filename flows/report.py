@@ -1,0 +1,72 @@
+"""Stage `report`: the study's comparison under reports/ — FID vs NFE for every configuration
+(figure and CSV for `dvc plots show`), the best (solver, step schedule) per NFE budget, the numbers
+to read them against, and sample grids — logged to MLflow as the study's report run."""
+
+import json
+import math
+import shutil
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.report import best_per_budget, fid_vs_nfe_figure, save_figure, summary, write_csv, write_json
+from tasks.tracking import open_experiment, run_for
+
+from .evaluate import COLUMNS, file_name
+from .params import load_params
+from .workspace import Workspace, fingerprint, main
+
+BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid"]
+
+
+@task(name="collect results", cache_policy=NO_CACHE)
+def collect(study, workspace):
+    """Every configuration's rows from results/<configuration>/cells.json (null FID read as NaN)."""
+    rows = []
+    for name in study.train.configurations:
+        path = workspace.results(name) / "cells.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"report: {path} is missing; run the evaluate@{name} stage first")
+        for row in json.loads(path.read_text())["cells"]:
+            rows.append({**row, "fid": math.nan if row["fid"] is None else row["fid"]})
+    return rows
+
+
+@task(name="write report", cache_policy=NO_CACHE)
+def write_report(rows, floor, workspace):
+    reports = workspace.reports
+    save_figure(fid_vs_nfe_figure(rows, floors=floor), reports / "fid_vs_nfe.png")
+    write_csv([row for row in rows if not row["reference"]], reports / "fid_vs_nfe.csv", COLUMNS)
+    best = best_per_budget(rows)
+    write_csv(best, reports / "best.csv", BEST_COLUMNS)
+    write_json(summary(rows, floor), reports / "summary.json")
+    for row in [*best, *(row for row in rows if row["reference"])]:
+        if row["solver"] is not None:
+            label = file_name(f"{row['solver']}/{row['step_schedule']}/{row['budget']}")
+            target = reports / "samples" / f"{row['configuration']}-{label}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(workspace.results(row["configuration"]) / "samples" / f"{label}.png", target)
+    return best
+
+
+@task(name="log report to MLflow", cache_policy=NO_CACHE)
+def log_report(study, workspace):
+    client, experiment_id = open_experiment(workspace.root, study.mlflow.experiment, workspace.artifacts)
+    key = f"{study.mlflow.experiment}/report/{fingerprint(study)}"
+    run_id = run_for(client, experiment_id, key, "report", tags={"report": "true"})
+    client.log_artifacts(run_id, str(workspace.reports))
+    client.set_terminated(run_id, "FINISHED")
+
+
+@flow(name="report", description="Compare every configuration: FID vs NFE, best solver per budget, sample grids.")
+def report_study(params: str = "params.yaml", root: str = "."):
+    study, workspace, log = load_params(params), Workspace(root), get_run_logger()
+    rows = collect(study, workspace)
+    best = write_report(rows, workspace.data_floor(), workspace)
+    for row in best:
+        log.info(f"{row['configuration']} at NFE <= {row['budget']}: best {row['solver']} / {row['step_schedule']} (NFE {row['nfe']}), FID {row['fid']:.3f}")
+    log_report(study, workspace)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(report_study))

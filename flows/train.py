@@ -1,0 +1,55 @@
+"""Stage `train@<configuration>`: train one configuration, resumably, with checkpoints under
+checkpoints/<configuration>/ and its loss curve in the configuration's MLflow run."""
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from tqdm import tqdm
+
+from tasks.device import device
+from tasks.data import load_dataset
+from tasks.tracking import log_curve
+from tasks.train import train
+
+from .params import load_params
+from .workspace import Workspace, configuration_run, main, named_configuration, training_fingerprint
+
+LOG_EVERY = 100  # steps of loss sent to MLflow at once
+
+
+@task(name="train configuration", cache_policy=NO_CACHE)
+def train_configuration(study, config, workspace):
+    """Train `config` from (or resuming) its checkpoints; the loss of every step goes to MLflow. A
+    diverging configuration marks its run FAILED and raises; its last good checkpoint stays."""
+    log = get_run_logger()
+    client, _, run_id = configuration_run(study, config, workspace)
+    images, _ = load_dataset(workspace.data / "train.pt")
+    progress = tqdm(total=config.steps, desc=f"train {config.name}", unit="step", mininterval=5)
+    losses = []
+
+    def on_step(step, loss):
+        progress.update(step - progress.n)
+        losses.append((step, loss))
+        if len(losses) == LOG_EVERY:
+            log_curve(client, run_id, "loss", losses)
+            losses.clear()
+
+    try:
+        train(config, images, workspace.checkpoints(config.name), fingerprint=training_fingerprint(study, config),
+              device=device(), on_step=on_step, log=log.info)
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    finally:
+        log_curve(client, run_id, "loss", losses)
+        progress.close()
+    client.set_terminated(run_id, "FINISHED")
+    log.info(f"{config.name}: trained {config.steps} steps; checkpoints in {workspace.checkpoints(config.name)}")
+
+
+@flow(name="train", description="Train one configuration of train.configurations, resumably.")
+def train_one(configuration: str, params: str = "params.yaml", root: str = "."):
+    study = load_params(params)
+    train_configuration(study, named_configuration(study, configuration), Workspace(root))
+
+if __name__ == "__main__":
+    raise SystemExit(main(train_one, per_configuration=True))

@@ -1,0 +1,181 @@
+"""Report: sample grids, FID-versus-NFE figures, the best cell per budget, a closing summary, and CSV,
+JSON and PNG files written atomically; pure functions of the evaluation rows.
+
+A row is a dict: configuration, solver, step_schedule, budget, nfe (spent), fid (NaN or inf for a failed
+cell), seconds, reference (True for the one high-NFE reference cell of each configuration).
+"""
+
+import csv
+import io
+import json
+import math
+
+import matplotlib.image
+import torch
+from matplotlib.figure import Figure
+
+from .checkpoints import atomic_open
+
+SEPARATOR = 255  # white 1-pixel lines between the images of a grid, and white empty slots
+
+
+def sample_grid_array(images, columns=None):
+    """Images [N, C, H, W] in [-1, 1] (C = 1 gray or 3 RGB; clipped, NaN drawn mid-gray) as one uint8
+    [rows * (H + 1) - 1, columns * (W + 1) - 1, 3] grid, row-major, 1-pixel white separation;
+    `columns` defaults to ceil(sqrt(N)). Pixel -1 is 0 (black), 1 is 255 (white)."""
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images have shape {tuple(images.shape)}; allowed: [N, 1, H, W] or [N, 3, H, W]")
+    count, _, height, width = images.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    if columns < 1:
+        raise ValueError(f"columns is {columns}; allowed: a positive integer or None")
+    rows = math.ceil(count / columns)
+    pixels = ((images.detach().cpu().float().nan_to_num(0.0).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    pixels = pixels.expand(-1, 3, -1, -1).permute(0, 2, 3, 1)
+    grid = torch.full((rows * (height + 1) - 1, columns * (width + 1) - 1, 3), SEPARATOR, dtype=torch.uint8)
+    for index, image in enumerate(pixels):
+        top, left = (index // columns) * (height + 1), (index % columns) * (width + 1)
+        grid[top:top + height, left:left + width] = image
+    return grid.numpy()
+
+
+def sample_grid(images, path, columns=None):
+    """Write `sample_grid_array(images, columns)` to `path` as one PNG, atomically."""
+    with atomic_open(path) as file:
+        matplotlib.image.imsave(file, sample_grid_array(images, columns), format="png")
+
+
+LINE_STYLES = ["-", "--", ":", "-."]
+
+
+def fid_vs_nfe_figure(rows, floors=None):
+    """One panel per configuration, side by side: FID against NFE, one line per (solver, step schedule)
+    (a colour per solver and a line style per step schedule, the same in every panel, in one legend),
+    the reference as a dashed black line and, if `floors` is given (a float for all, or configuration ->
+    float), the data floor as a dotted line. Non-finite FIDs are left out."""
+    configurations = list(dict.fromkeys(row["configuration"] for row in rows))
+    if not configurations:
+        raise ValueError("rows is empty; allowed: at least one row")
+    cells = [row for row in rows if not row["reference"]]
+    solvers = list(dict.fromkeys(row["solver"] for row in cells))
+    schedules = list(dict.fromkeys(row["step_schedule"] for row in cells))
+    styles = {(solver, schedule): dict(color=f"C{i % 10}", linestyle=LINE_STYLES[j % len(LINE_STYLES)])
+              for i, solver in enumerate(solvers) for j, schedule in enumerate(schedules)}
+    labels = {f"{solver} / {schedule}" for solver, schedule in styles}
+    figure = Figure(figsize=(4.5 * len(configurations) + 2.5, 4), layout="constrained")
+    series = {}
+    for axes, configuration in zip(figure.subplots(1, len(configurations), squeeze=False)[0], configurations):
+        floor = floors.get(configuration) if isinstance(floors, dict) else floors
+        draw_fid_vs_nfe(axes, [row for row in rows if row["configuration"] == configuration], floor, styles)
+        axes.set_title(configuration)
+        series.update({line.get_label(): line for line in axes.get_lines() if line.get_label() in labels})
+    figure.legend(list(series.values()), list(series), loc="outside right upper", fontsize="small")
+    return figure
+
+
+def draw_fid_vs_nfe(axes, rows, floor=None, styles=None):
+    """One configuration's panel on `axes`: x = NFE spent on a base-2 log scale, ticked at the budgets
+    (a solver may spend fewer, e.g. Heun 2n - 1), y = FID, on a log scale when the finite values span
+    more than 10x; the panel's legend names its reference and floor."""
+    cells = [row for row in rows if not row["reference"]]
+    for solver, step_schedule in dict.fromkeys((row["solver"], row["step_schedule"]) for row in cells):
+        points = sorted((row["nfe"], row["fid"]) for row in cells
+                        if (row["solver"], row["step_schedule"]) == (solver, step_schedule) and math.isfinite(row["fid"]))
+        axes.plot([nfe for nfe, _ in points], [fid for _, fid in points], marker="o", markersize=3,
+                  label=f"{solver} / {step_schedule}", **(styles or {}).get((solver, step_schedule), {}))
+    levels = []
+    for row in rows:
+        if row["reference"] and math.isfinite(row["fid"]):
+            levels.append(axes.axhline(row["fid"], color="black", linestyle="--",
+                                       label=f"reference ({row['solver']}, NFE {row['nfe']}): FID {row['fid']:.3g}"))
+    if floor is not None and math.isfinite(floor):
+        levels.append(axes.axhline(floor, color="gray", linestyle=":", label=f"data floor: FID {floor:.3g}"))
+    axes.set_xscale("log", base=2)
+    budgets = sorted({row["budget"] for row in cells})
+    axes.set_xticks(budgets, labels=[str(budget) for budget in budgets])
+    axes.set_xticks([], minor=True)
+    if cells:  # a quarter octave of room on either side, so that no marker sits on the frame
+        spent = [row["nfe"] for row in cells] + budgets
+        axes.set_xlim(min(spent) / 2 ** 0.25, max(spent) * 2 ** 0.25)
+    values = [fid for fid in [row["fid"] for row in rows] + [floor] if fid is not None and math.isfinite(fid)]
+    if values and min(values) > 0 and max(values) > 10 * min(values):
+        axes.set_yscale("log")
+    axes.set(xlabel="NFE", ylabel="FID")
+    if levels:
+        axes.legend(handles=levels, fontsize="small", loc="upper right")
+
+
+def save_figure(figure, path):
+    """Write `figure` to `path` as a PNG, atomically."""
+    with atomic_open(path) as file:
+        figure.savefig(file, format="png")
+
+
+def best_cell(rows):
+    """Solver, step schedule, NFE and FID of the row with the lowest finite FID; all None and FID NaN
+    when no row has a finite FID."""
+    finite = [row for row in rows if math.isfinite(row["fid"])]
+    if not finite:
+        return dict(solver=None, step_schedule=None, nfe=None, fid=math.nan)
+    best = min(finite, key=lambda row: row["fid"])
+    return {key: best[key] for key in ("solver", "step_schedule", "nfe", "fid")}
+
+
+def best_per_budget(rows):
+    """For each (configuration, budget) of the non-reference rows, sorted: configuration, budget and the
+    `best_cell` of its rows."""
+    groups = {}
+    for row in rows:
+        if not row["reference"]:
+            groups.setdefault((row["configuration"], row["budget"]), []).append(row)
+    return [dict(configuration=configuration, budget=budget, **best_cell(groups[configuration, budget]))
+            for configuration, budget in sorted(groups)]
+
+
+def summary(rows, floor):
+    """The closing note's numbers: data_floor_fid, and under configurations, per configuration its reference FID and NFE
+    (NaN and None if it has none) and the `best_cell` among non-reference cells with NFE <= 10 and <= 20."""
+    result = {"data_floor_fid": floor, "configurations": {}}
+    for configuration in dict.fromkeys(row["configuration"] for row in rows):
+        own = [row for row in rows if row["configuration"] == configuration]
+        reference = next((row for row in own if row["reference"]), dict(fid=math.nan, nfe=None))
+        cells = [row for row in own if not row["reference"]]
+        result["configurations"][configuration] = {
+            "reference_fid": reference["fid"],
+            "reference_nfe": reference["nfe"],
+            "best_nfe_le_10": best_cell([row for row in cells if row["nfe"] <= 10]),
+            "best_nfe_le_20": best_cell([row for row in cells if row["nfe"] <= 20]),
+        }
+    return result
+
+
+def write_csv(rows, path, columns):
+    """Write `rows` to `path` as CSV with a header of `columns` (other keys left out), atomically."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(text.getvalue(), path)
+
+
+def json_safe(value):
+    """`value` with every NaN or infinite float, at any depth of dicts, lists and tuples, replaced by
+    None: strict JSON has neither."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def write_json(obj, path):
+    """Write `obj` to `path` as strict JSON (non-finite floats as null, indent 2, keys in order), atomically."""
+    write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n", path)
+
+
+def write_text(text, path):
+    """Write `text` to `path` as UTF-8, atomically."""
+    with atomic_open(path) as file:
+        file.write(text.encode("utf-8"))

@@ -1,0 +1,73 @@
+"""The Prefect flows: stage entry points refuse bad input before any work, and the whole study as one
+flow (`python -m flows.study`) runs the expected task graph against a real (temporary) Prefect API."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.study import run_study
+from flows.workspace import Workspace, main
+
+PROJECT = Path(__file__).resolve().parents[1]
+TINY = {
+    "features": {"num_features": 16, "steps": 60},
+    "train": {"configurations": {"tiny": {
+        "network_options": {"channels": 8, "channel_mult": [1, 2], "attention": False},
+        "steps": 30, "batch_size": 32, "warmup_steps": 5, "ema_decay": 0.9, "checkpoint_every": 10,
+    }}},
+    "evaluate": {"solvers": [{"name": "euler"}, {"name": "ddim", "options": {"eta": 1.0}}], "step_schedules": [{"name": "karras"}],
+                 "nfe": [4], "reference_nfe": 7, "num_samples": 64},
+    "mlflow": {"experiment": "tiny"},
+}
+
+
+def stage(*args, cwd):
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("module", ["flows.prepare", "flows.features", "flows.report", "flows.study"])
+def test_a_bad_params_file_stops_a_stage_before_any_work(tmp_path, module):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({**TINY, "evaluate": {**TINY["evaluate"], "nfe": [4, "eight"]}}))
+    done = stage(module, "--params", str(params), "--root", str(tmp_path / "out"), cwd=PROJECT)
+    assert done.returncode == 2 and "evaluate.nfe.1" in done.stderr and "'eight'" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_configuration_is_named_with_the_allowed_ones(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY))
+    never = flow(name="never")(lambda configuration, params, root: pytest.fail("the flow ran"))
+    assert main(never, per_configuration=True, argv=["--params", str(params), "--configuration", "tiyn"]) == 2
+    done = stage("flows.train", "--params", str(params), "--configuration", "tiyn", "--root", str(tmp_path / "out"), cwd=PROJECT)
+    assert done.returncode == 2 and "'tiyn'" in done.stderr and "did you mean 'tiny'" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_study_flow_runs_every_stage_as_tasks(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY))
+    with prefect_test_harness():
+        run_study(params=str(params), root=str(tmp_path))
+        with get_client(sync_client=True) as client:
+            flow_runs = client.read_flow_runs()
+            names = {client.read_flow(run.flow_id).name: run for run in flow_runs}
+            assert set(names) == {"study", "prepare", "features", "train", "evaluate", "report"}
+            assert all(run.state.is_completed() for run in flow_runs)
+            evaluate = names["evaluate"]
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[evaluate.id])))
+    counts = {}
+    for task_run in tasks:
+        counts[task_run.task_key.rsplit("-", 1)[0]] = counts.get(task_run.task_key.rsplit("-", 1)[0], 0) + 1
+    assert counts["score_cell"] == 3 and counts["log_cell"] == 3  # 2 solvers x 1 schedule x 1 budget + the reference
+    workspace = Workspace(tmp_path)
+    assert (workspace.results("tiny") / "samples" / "ddim_eta=1.0_karras_4.png").is_file()
+    assert (workspace.reports / "fid_vs_nfe.png").is_file() and (workspace.root / "mlflow.db").is_file()

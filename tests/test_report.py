@@ -1,0 +1,129 @@
+"""The report stage: PNG grids with the documented layout and colours, the FID-versus-NFE figure's
+panels and lines, the best cell per budget and the summary on a handmade table, strict JSON and CSV."""
+
+import csv
+import json
+import math
+
+import matplotlib.image
+import pytest
+import torch
+
+from tasks.report import (best_per_budget, fid_vs_nfe_figure, sample_grid, sample_grid_array, save_figure,
+                          summary, write_csv, write_json)
+
+
+def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False):
+    return dict(configuration=configuration, solver=solver, step_schedule=step_schedule, budget=budget, nfe=nfe,
+                fid=fid, seconds=0.1, reference=reference)
+
+
+ROWS = [
+    row("edm", "euler", "karras", 4, 4, 40.0), row("edm", "heun", "karras", 4, 3, 30.0),
+    row("edm", "euler", "karras", 8, 8, 20.0), row("edm", "heun", "karras", 8, 7, math.nan),
+    row("edm", "euler", "karras", 16, 16, 9.0), row("edm", "heun", "karras", 16, 15, 5.0),
+    row("edm", "euler", "uniform", 4, 4, math.inf), row("edm", "euler", "uniform", 8, 8, 15.0),
+    row("edm", "euler", "uniform", 16, 16, 4.0),
+    row("edm", "heun", "karras", 255, 255, 2.0, reference=True),
+    row("ddpm", "euler", "karras", 4, 4, math.nan), row("ddpm", "euler", "karras", 8, 8, 12.0),
+    row("ddpm", "heun", "karras", 4, 3, math.inf), row("ddpm", "heun", "karras", 8, 7, 11.0),
+    row("ddpm", "heun", "karras", 255, 255, 3.0, reference=True),
+]
+
+
+def test_gray_grid_png_layout_and_colours(tmp_path):
+    images = torch.full((16, 1, 8, 8), -1.0)
+    images[5] = 1.0  # row 1, column 1
+    images[15] = 7.0  # clipped to white
+    path = tmp_path / "nested" / "grid.png"
+    sample_grid(images, path, columns=4)
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
+    pixels = matplotlib.image.imread(path)[..., :3]
+    assert pixels.shape == (35, 35, 3)
+    assert (pixels[0:8, 0:8] == 0).all()  # -1 is black
+    assert (pixels[9:17, 9:17] == 1).all()  # 1 is white
+    assert (pixels[27:35, 27:35] == 1).all()
+    assert (pixels[8, :] == 1).all() and (pixels[:, 8] == 1).all()  # the white separation
+
+
+def test_rgb_grid_keeps_channels_and_fills_empty_slots():
+    images = torch.full((5, 3, 4, 6), -1.0)
+    images[:, 0] = 1.0  # pure red
+    images[0, 1] = math.nan  # drawn mid-gray
+    grid = sample_grid_array(images)  # ceil(sqrt(5)) = 3 columns, 2 rows
+    assert grid.dtype.name == "uint8" and grid.shape == (2 * 5 - 1, 3 * 7 - 1, 3)
+    assert (grid[0:4, 7:13] == [255, 0, 0]).all()
+    assert (grid[0:4, 0:6, 1] == 128).all()
+    assert (grid[5:9, 14:20] == 255).all()  # the sixth slot is empty
+
+
+def test_grid_refuses_other_channel_counts():
+    with pytest.raises(ValueError, match="shape"):
+        sample_grid_array(torch.zeros(2, 2, 4, 4))
+
+
+def test_figure_has_a_panel_per_configuration_and_a_line_per_cell(tmp_path):
+    figure = fid_vs_nfe_figure(ROWS, floors={"edm": 1.0, "ddpm": 1.5})
+    panels = figure.get_axes()
+    assert [axes.get_title() for axes in panels] == ["edm", "ddpm"]
+    for axes in panels:
+        assert axes.get_xscale() == "log" and axes.xaxis.get_transform().base == 2
+        assert axes.get_legend() is not None
+    labels = [line.get_label() for line in panels[0].get_lines()]
+    assert labels == ["euler / karras", "heun / karras", "euler / uniform",
+                      "reference (heun, NFE 255): FID 2", "data floor: FID 1"]
+    assert [tick.get_text() for tick in panels[0].get_xticklabels()] == ["4", "8", "16"]
+    assert panels[0].get_xlim()[0] < 3 and panels[0].get_xlim()[1] > 16  # no marker on the frame
+    assert list(panels[0].get_lines()[1].get_xdata()) == [3, 15]  # the NaN at NFE 7 is left out
+    assert panels[0].get_yscale() == "log"  # 1 .. 40 spans more than 10x
+    assert panels[1].get_yscale() == "linear"  # 1.5 .. 12 does not
+    path = tmp_path / "figures" / "fid_vs_nfe.png"
+    save_figure(figure, path)
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_single_floor_is_drawn_in_every_panel():
+    figure = fid_vs_nfe_figure(ROWS, floors=1.25)
+    assert all(axes.get_lines()[-1].get_label() == "data floor: FID 1.25" for axes in figure.get_axes())
+
+
+def test_best_per_budget_picks_the_lowest_finite_fid():
+    best = best_per_budget(ROWS)
+    assert [(b["configuration"], b["budget"]) for b in best] == [
+        ("ddpm", 4), ("ddpm", 8), ("edm", 4), ("edm", 8), ("edm", 16)]
+    assert best[1] == dict(configuration="ddpm", budget=8, solver="heun", step_schedule="karras", nfe=7, fid=11.0)
+    assert best[2]["solver"] == "heun" and best[2]["fid"] == 30.0
+    assert best[3]["step_schedule"] == "uniform" and best[3]["fid"] == 15.0  # the NaN is not the lowest
+    assert best[0]["solver"] is None and best[0]["step_schedule"] is None and math.isnan(best[0]["fid"])
+
+
+def test_summary_of_a_handmade_table():
+    result = summary(ROWS, 0.5)
+    assert list(result["configurations"]) == ["edm", "ddpm"] and result["data_floor_fid"] == 0.5
+    edm = result["configurations"]["edm"]
+    assert (edm["reference_fid"], edm["reference_nfe"]) == (2.0, 255)
+    assert edm["best_nfe_le_10"] == dict(solver="euler", step_schedule="uniform", nfe=8, fid=15.0)
+    assert edm["best_nfe_le_20"] == dict(solver="euler", step_schedule="uniform", nfe=16, fid=4.0)
+    assert result["configurations"]["ddpm"]["best_nfe_le_10"]["fid"] == 11.0
+
+
+def test_json_with_non_finite_values_is_strict(tmp_path):
+    path = tmp_path / "out" / "summary.json"
+    write_json(summary(ROWS, math.inf), path)
+    parsed = json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"non-strict JSON: {name}"))
+    assert parsed["data_floor_fid"] is None
+    assert parsed["configurations"]["edm"]["best_nfe_le_20"]["fid"] == 4.0
+    write_json([best_per_budget(ROWS)[0]], path)
+    assert json.loads(path.read_text())[0]["fid"] is None
+
+
+def test_csv_reads_back(tmp_path):
+    path = tmp_path / "out" / "rows.csv"
+    columns = ["configuration", "solver", "nfe", "fid"]
+    write_csv(ROWS, path, columns)
+    with open(path, newline="") as file:
+        read = list(csv.DictReader(file))
+    assert list(read[0]) == columns and len(read) == len(ROWS)
+    assert read[1] == dict(configuration="edm", solver="heun", nfe="3", fid="30.0")
+    assert math.isnan(float(read[3]["fid"]))
