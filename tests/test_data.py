@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from flows.params import Data
 from models.gaussian_mixture import GaussianMixture
 from tasks.data import (
     CIFAR10_FOLDER,
@@ -27,6 +28,7 @@ from tasks.data import (
     load_digits_images,
     load_mixture,
     load_mnist,
+    prepare,
     save_dataset,
     split,
 )
@@ -217,3 +219,15 @@ def test_mixture_data_is_reproducible_and_follows_the_ring():
     offsets = points.double() - ring.means[components]
     scaled = (offsets**2).sum(1) / ring.stds[components] ** 2
     assert scaled.mean().item() == pytest.approx(2, abs=5 * 2 / math.sqrt(len(points)))
+
+
+def test_the_prepare_stage_splits_the_digits_as_declared():
+    data = prepare(Data(test_fraction=0.25, seed=4))
+    assert (len(data.train_images), len(data.test_images)) == (1797 - 450, 450)
+    again = split(*load_digits_images(), 0.25, seed=4)
+    assert all(torch.equal(a, b) for a, b in zip(data, again))
+
+
+def test_the_prepare_stage_reads_mnist_from_its_root_and_names_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
+        prepare(Data(dataset="mnist", root=str(tmp_path)))

@@ -119,3 +119,13 @@ def test_plots_show_renders_fid_against_nfe(study):
     run([sys.executable, "-m", "dvc", "plots", "show", "-o", "plots-out"], repo, env)
     page = (repo / "plots-out" / "index.html").read_text()
     assert "dpmpp_2m / karras" in page and '"log"' in page
+
+
+def test_an_experiment_with_a_changed_parameter_runs(study):
+    repo, env, _ = study
+    run([sys.executable, "-m", "dvc", "exp", "run", "-S", "mlflow.experiment=smoke-variant"], repo, env)
+    experiments = json.loads(run([sys.executable, "-m", "dvc", "exp", "show", "--json"], repo, env))
+    assert "smoke-variant" in json.dumps(experiments)
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    variant = client.get_experiment_by_name("smoke-variant")
+    assert [r.info.run_name for r in client.search_runs([variant.experiment_id])] == ["report"]
