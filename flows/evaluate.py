@@ -2,6 +2,7 @@
 schedule x NFE budget from the same initial noise, score each cell with FID, and record the cells
 under results/<configuration>/ and as nested MLflow runs."""
 
+import json
 import re
 
 from prefect import flow, get_run_logger, task
@@ -33,13 +34,15 @@ def file_name(label):
 
 
 @task(name="write results", cache_policy=NO_CACHE)
-def write_results(rows, floor, folder, client, run_id):
-    """cells.json (every row), fid.csv (the grid, for plots), summary.json (DVC metrics) and the
-    FID-vs-NFE figure, also logged to the configuration's run."""
-    write_json({"data_floor_fid": floor, "cells": rows}, folder / "cells.json")
+def write_results(rows, floor, folder, client, run_id, failures=None):
+    """cells.json (every row; `failed` if training diverged), fid.csv (the grid, for plots),
+    summary.json (DVC metrics) and the FID-vs-NFE figure, also logged to the configuration's run."""
+    write_json({"data_floor_fid": floor, "cells": rows, **({"failed": next(iter(failures.values()))} if failures else {})},
+               folder / "cells.json")
     write_csv([row for row in rows if not row["reference"]], folder / "fid.csv", COLUMNS)
-    write_json(summary(rows, floor), folder / "summary.json")
-    figure = fid_vs_nfe_figure(rows, floors=floor)
+    write_json(summary(rows, floor, failures), folder / "summary.json")
+    (folder / "samples").mkdir(parents=True, exist_ok=True)
+    figure = fid_vs_nfe_figure(rows, floors=floor, failures=failures)
     save_figure(figure, folder / "fid_vs_nfe.png")
     for name in ("cells.json", "fid_vs_nfe.png"):
         client.log_artifact(run_id, str(folder / name))
@@ -51,6 +54,12 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     config, evaluate = named_configuration(study, configuration), study.evaluate
     folder = workspace.results(config.name)
     client, experiment_id, run_id = configuration_run(study, config, workspace)
+    if workspace.diverged(config.name).is_file():
+        failure = json.loads(workspace.diverged(config.name).read_text())["error"]
+        log.error(f"{config.name}: not evaluated, its training diverged: {failure}")
+        write_results([], workspace.data_floor(), folder, client, run_id, failures={config.name: failure})
+        client.set_terminated(run_id, "FAILED")
+        return
     statistics, sample_shape = load_real_statistics(study.features, workspace.features / "statistics.pt", device=device())
     model = load_model(config, workspace.checkpoints(config.name), sample_shape, device=device(), log=log.info)
     noise = initial_noise(evaluate.num_samples, sample_shape, evaluate.seed)

@@ -16,30 +16,36 @@ from .evaluate import COLUMNS, file_name
 from .params import load_params
 from .workspace import Workspace, fingerprint, main
 
-BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid"]
+BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid", "failed"]
 
 
 @task(name="collect results", cache_policy=NO_CACHE)
 def collect(study, workspace):
-    """Every configuration's rows from results/<configuration>/cells.json (null FID read as NaN)."""
-    rows = []
+    """(rows, failures): every configuration's rows from results/<configuration>/cells.json (null FID
+    read as NaN), and configuration -> message for those whose training failed."""
+    rows, failures = [], {}
     for name in study.train.configurations:
         path = workspace.results(name) / "cells.json"
         if not path.is_file():
             raise FileNotFoundError(f"report: {path} is missing; run the evaluate@{name} stage first")
-        for row in json.loads(path.read_text())["cells"]:
+        results = json.loads(path.read_text())
+        if "failed" in results:
+            failures[name] = results["failed"]
+        for row in results["cells"]:
             rows.append({**row, "fid": math.nan if row["fid"] is None else row["fid"]})
-    return rows
+    return rows, failures
 
 
 @task(name="write report", cache_policy=NO_CACHE)
-def write_report(rows, floor, workspace):
+def write_report(rows, failures, floor, workspace):
+    """The report files; a failed configuration is marked in the figure, best.csv and summary.json."""
     reports = workspace.reports
-    save_figure(fid_vs_nfe_figure(rows, floors=floor), reports / "fid_vs_nfe.png")
+    save_figure(fid_vs_nfe_figure(rows, floors=floor, failures=failures), reports / "fid_vs_nfe.png")
     write_csv([row for row in rows if not row["reference"]], reports / "fid_vs_nfe.csv", COLUMNS)
     best = best_per_budget(rows)
-    write_csv(best, reports / "best.csv", BEST_COLUMNS)
-    write_json(summary(rows, floor), reports / "summary.json")
+    failed = [dict(configuration=name, failed=message) for name, message in failures.items()]
+    write_csv(best + failed, reports / "best.csv", BEST_COLUMNS)
+    write_json(summary(rows, floor, failures), reports / "summary.json")
     for row in [*best, *(row for row in rows if row["reference"])]:
         if row["solver"] is not None:
             label = file_name(f"{row['solver']}/{row['step_schedule']}/{row['budget']}")
@@ -61,8 +67,10 @@ def log_report(study, workspace):
 @flow(name="report", description="Compare every configuration: FID vs NFE, best solver per budget, sample grids.")
 def report_study(params: str = "params.yaml", root: str = "."):
     study, workspace, log = load_params(params), Workspace(root), get_run_logger()
-    rows = collect(study, workspace)
-    best = write_report(rows, workspace.data_floor(), workspace)
+    rows, failures = collect(study, workspace)
+    best = write_report(rows, failures, workspace.data_floor(), workspace)
+    for name, message in failures.items():
+        log.error(f"{name}: FAILED, no results: {message}")
     for row in best:
         log.info(f"{row['configuration']} at NFE <= {row['budget']}: best {row['solver']} / {row['step_schedule']} (NFE {row['nfe']}), FID {row['fid']:.3f}")
     log_report(study, workspace)

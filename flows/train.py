@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 from tasks.device import device
 from tasks.data import load_dataset
+from tasks.report import write_json
 from tasks.tracking import log_curve
 from tasks.train import train
 
@@ -36,7 +37,8 @@ def train_configuration(study, config, workspace):
     try:
         train(config, images, workspace.checkpoints(config.name), fingerprint=training_fingerprint(study, config),
               device=device(), on_step=on_step, log=log.info)
-    except BaseException:
+    except BaseException as error:
+        client.set_tag(run_id, "failure", str(error)[:5000])
         client.set_terminated(run_id, "FAILED")
         raise
     finally:
@@ -48,8 +50,19 @@ def train_configuration(study, config, workspace):
 
 @flow(name="train", description="Train one configuration of train.configurations, resumably.")
 def train_one(configuration: str, params: str = "params.yaml", root: str = "."):
-    study = load_params(params)
-    train_configuration(study, named_configuration(study, configuration), Workspace(root))
+    """A configuration that diverges is recorded in checkpoints/<name>/diverged.json (its evaluation
+    and the report then mark it failed) and the flow ends normally, so that the other
+    configurations' stages still run; any other error fails the flow."""
+    study, workspace = load_params(params), Workspace(root)
+    config = named_configuration(study, configuration)
+    record = workspace.diverged(config.name)
+    record.unlink(missing_ok=True)
+    try:
+        train_configuration(study, config, workspace)
+    except FloatingPointError as error:
+        get_run_logger().error(f"{error}; recorded in {record}; the other configurations go on")
+        write_json({"configuration": config.name, "error": str(error)}, record)
+
 
 if __name__ == "__main__":
     raise SystemExit(main(train_one, per_configuration=True))

@@ -5,6 +5,7 @@ command-line entry point that validates its arguments before any Prefect or trai
 import argparse
 import hashlib
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +31,10 @@ class Workspace:
 
     def checkpoints(self, name):
         return self.root / "checkpoints" / name
+
+    def diverged(self, name):
+        """The record a diverged training leaves beside its checkpoints."""
+        return self.checkpoints(name) / "diverged.json"
 
     def results(self, name):
         return self.root / "results" / name
@@ -90,5 +95,7 @@ def main(flow, *, per_configuration=False, argv=None):
         print(error, file=sys.stderr)
         return 2
     keywords = {"configuration": args.configuration} if per_configuration else {}
+    # SIGTERM (a stopped `dvc repro`, a scheduler) unwinds like Ctrl-C: open MLflow runs end FAILED
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     flow(params=args.params, root=args.root, **keywords)
     return 0

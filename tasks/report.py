@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+from textwrap import fill
 
 import matplotlib.image
 import torch
@@ -48,14 +49,16 @@ def sample_grid(images, path, columns=None):
 LINE_STYLES = ["-", "--", ":", "-."]
 
 
-def fid_vs_nfe_figure(rows, floors=None):
+def fid_vs_nfe_figure(rows, floors=None, failures=None):
     """One panel per configuration, side by side: FID against NFE, one line per (solver, step schedule)
     (a colour per solver and a line style per step schedule, the same in every panel, in one legend),
     the reference as a dashed black line and, if `floors` is given (a float for all, or configuration ->
-    float), the data floor as a dotted line. Non-finite FIDs are left out."""
-    configurations = list(dict.fromkeys(row["configuration"] for row in rows))
+    float), the data floor as a dotted line. Non-finite FIDs are left out. A configuration in
+    `failures` (configuration -> message) gets a panel that says why it has no results."""
+    failures = failures or {}
+    configurations = list(dict.fromkeys([row["configuration"] for row in rows] + list(failures)))
     if not configurations:
-        raise ValueError("rows is empty; allowed: at least one row")
+        raise ValueError("rows and failures are empty; allowed: at least one row or failure")
     cells = [row for row in rows if not row["reference"]]
     solvers = list(dict.fromkeys(row["solver"] for row in cells))
     schedules = list(dict.fromkeys(row["step_schedule"] for row in cells))
@@ -65,11 +68,17 @@ def fid_vs_nfe_figure(rows, floors=None):
     figure = Figure(figsize=(4.5 * len(configurations) + 2.5, 4), layout="constrained")
     series = {}
     for axes, configuration in zip(figure.subplots(1, len(configurations), squeeze=False)[0], configurations):
+        axes.set_title(configuration)
+        if configuration in failures:
+            axes.text(0.5, 0.5, fill(f"failed: {failures[configuration]}", 40), ha="center", va="center",
+                      color="darkred", transform=axes.transAxes)
+            axes.set_axis_off()
+            continue
         floor = floors.get(configuration) if isinstance(floors, dict) else floors
         draw_fid_vs_nfe(axes, [row for row in rows if row["configuration"] == configuration], floor, styles)
-        axes.set_title(configuration)
         series.update({line.get_label(): line for line in axes.get_lines() if line.get_label() in labels})
-    figure.legend(list(series.values()), list(series), loc="outside right upper", fontsize="small")
+    if series:
+        figure.legend(list(series.values()), list(series), loc="outside right upper", fontsize="small")
     return figure
 
 
@@ -132,10 +141,11 @@ def best_per_budget(rows):
             for configuration, budget in sorted(groups)]
 
 
-def summary(rows, floor):
+def summary(rows, floor, failures=None):
     """The closing note's numbers: data_floor_fid, and under configurations, per configuration its reference FID and NFE
-    (NaN and None if it has none) and the `best_cell` among non-reference cells with NFE <= 10 and <= 20."""
-    result = {"data_floor_fid": floor, "configurations": {}}
+    (NaN and None if it has none) and the `best_cell` among non-reference cells with NFE <= 10 and <= 20;
+    a configuration in `failures` (configuration -> message) appears as {"failed": message}."""
+    result = {"data_floor_fid": floor, "configurations": {name: {"failed": message} for name, message in (failures or {}).items()}}
     for configuration in dict.fromkeys(row["configuration"] for row in rows):
         own = [row for row in rows if row["configuration"] == configuration]
         reference = next((row for row in own if row["reference"]), dict(fid=math.nan, nfe=None))

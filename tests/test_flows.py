@@ -1,12 +1,15 @@
 """The Prefect flows: stage entry points refuse bad input before any work, and the whole study as one
 flow (`python -m flows.study`) runs the expected task graph against a real (temporary) Prefect API."""
 
+import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -51,19 +54,20 @@ def test_an_unknown_configuration_is_named_with_the_allowed_ones(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_study_flow_runs_every_stage_as_tasks(tmp_path, monkeypatch):
+def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_is_reported(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(TINY))
+    unstable = {**TINY["train"]["configurations"]["tiny"], "lr": 1e12, "grad_clip": None, "warmup_steps": 0}
+    params.write_text(yaml.safe_dump({**TINY, "train": {"configurations": {**TINY["train"]["configurations"], "unstable": unstable}}}))
     with prefect_test_harness():
         run_study(params=str(params), root=str(tmp_path))
         with get_client(sync_client=True) as client:
             flow_runs = client.read_flow_runs()
-            names = {client.read_flow(run.flow_id).name: run for run in flow_runs}
-            assert set(names) == {"study", "prepare", "features", "train", "evaluate", "report"}
+            flows = {run.id: client.read_flow(run.flow_id).name for run in flow_runs}
+            assert sorted(flows.values()) == sorted(["study", "prepare", "features", "train", "train", "evaluate", "evaluate", "report"])
             assert all(run.state.is_completed() for run in flow_runs)
-            evaluate = names["evaluate"]
-            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[evaluate.id])))
+            evaluations = [run.id for run in flow_runs if flows[run.id] == "evaluate"]
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=evaluations)))
     counts = {}
     for task_run in tasks:
         counts[task_run.task_key.rsplit("-", 1)[0]] = counts.get(task_run.task_key.rsplit("-", 1)[0], 0) + 1
@@ -71,3 +75,11 @@ def test_the_study_flow_runs_every_stage_as_tasks(tmp_path, monkeypatch):
     workspace = Workspace(tmp_path)
     assert (workspace.results("tiny") / "samples" / "ddim_eta=1.0_karras_4.png").is_file()
     assert (workspace.reports / "fid_vs_nfe.png").is_file() and (workspace.root / "mlflow.db").is_file()
+    summary = json.loads((workspace.reports / "summary.json").read_text())["configurations"]
+    assert "diverged at step" in summary["unstable"]["failed"] and summary["tiny"]["reference_fid"] > 0
+    with open(workspace.reports / "best.csv", newline="") as file:
+        assert [row["configuration"] for row in csv.DictReader(file) if row["failed"]] == ["unstable"]
+    assert sorted(p.name for p in workspace.checkpoints("unstable").glob("step-*.pt")) == []  # diverged before its first checkpoint
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id], "tags.configuration = 'unstable' and attributes.run_name = 'unstable'")
+    assert run.info.status == "FAILED" and "diverged at step" in run.data.tags["failure"]

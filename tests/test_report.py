@@ -127,3 +127,15 @@ def test_csv_reads_back(tmp_path):
     assert list(read[0]) == columns and len(read) == len(ROWS)
     assert read[1] == dict(configuration="edm", solver="heun", nfe="3", fid="30.0")
     assert math.isnan(float(read[3]["fid"]))
+
+
+def test_a_failed_configuration_gets_a_panel_and_a_summary_entry_saying_why():
+    failures = {"unstable": "configuration 'unstable' diverged at step 3: loss is nan"}
+    figure = fid_vs_nfe_figure(ROWS, floors=0.5, failures=failures)
+    panels = {axes.get_title(): axes for axes in figure.axes}
+    assert set(panels) == {"edm", "ddpm", "unstable"}
+    assert not panels["unstable"].get_lines() and "diverged at step 3" in panels["unstable"].texts[0].get_text().replace("\n", " ")
+    result = summary(ROWS, 0.5, failures)["configurations"]
+    assert result["unstable"] == {"failed": failures["unstable"]} and result["edm"]["reference_fid"] == 2.0
+    only_failed = fid_vs_nfe_figure([], failures=failures)
+    assert [axes.get_title() for axes in only_failed.axes] == ["unstable"]
