@@ -5,7 +5,6 @@ command-line entry point that validates its arguments before any Prefect or trai
 import argparse
 import hashlib
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -95,7 +94,5 @@ def main(flow, *, per_configuration=False, argv=None):
         print(error, file=sys.stderr)
         return 2
     keywords = {"configuration": args.configuration} if per_configuration else {}
-    # SIGTERM (a stopped `dvc repro`, a scheduler) unwinds like Ctrl-C: open MLflow runs end FAILED
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     flow(params=args.params, root=args.root, **keywords)
     return 0

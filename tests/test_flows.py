@@ -3,11 +3,14 @@ flow (`python -m flows.study`) runs the expected task graph against a real (temp
 
 import csv
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from mlflow import MlflowClient
 from prefect import flow
@@ -17,6 +20,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.study import run_study
 from flows.workspace import Workspace, main
+from tasks.data import save_dataset
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -83,3 +87,30 @@ def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id], "tags.configuration = 'unstable' and attributes.run_name = 'unstable'")
     assert run.info.status == "FAILED" and "diverged at step" in run.data.tags["failure"]
+
+
+def test_a_terminated_training_ends_its_mlflow_run_failed_not_running(tmp_path):
+    """SIGTERM (a stopped `dvc repro`, a scheduler): Prefect turns it into an exception in the flow,
+    and the training task marks its run FAILED on the way out."""
+    params = tmp_path / "params.yaml"
+    long = {**TINY["train"]["configurations"]["tiny"], "steps": 1_000_000, "checkpoint_every": 1_000_000}
+    params.write_text(yaml.safe_dump({**TINY, "train": {"configurations": {"tiny": long}}}))
+    save_dataset(Workspace(tmp_path).data / "train.pt", torch.rand(64, 1, 8, 8) * 2 - 1, torch.zeros(64, dtype=torch.int64))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_HOME": str(tmp_path / "prefect")}
+    child = subprocess.Popen([sys.executable, "-m", "flows.train", "--params", str(params), "--configuration", "tiny", "--root", str(tmp_path)],
+                             cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    client, deadline = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), time.monotonic() + 120
+    while time.monotonic() < deadline and not running_loss(client):
+        time.sleep(1)
+    assert running_loss(client), child.stderr.read() if child.poll() is not None else "no loss logged in 120 s"
+    child.terminate()
+    assert child.wait(timeout=60) != 0
+    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.status == "FAILED"
+
+
+def running_loss(client):
+    """True once the experiment's run is RUNNING with loss values logged."""
+    experiment = client.get_experiment_by_name("tiny") if Path(client.tracking_uri.removeprefix("sqlite:///")).is_file() else None
+    runs = client.search_runs([experiment.experiment_id]) if experiment else []
+    return bool(runs) and runs[0].info.status == "RUNNING" and "loss" in runs[0].data.metrics
