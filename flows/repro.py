@@ -12,6 +12,14 @@ import time
 import urllib.request
 from contextlib import contextmanager
 
+from tasks.tracking import tracking_uri
+
+
+WHERE_TO_LOOK = """
+Results: reports/fid_vs_nfe.png, reports/best.csv, reports/summary.json, reports/samples/
+         dvc metrics show; dvc plots show (then open dvc_plots/index.html)
+MLflow:  mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)"""
+
 
 def free_port():
     with socket.socket() as probe:
@@ -60,10 +68,14 @@ def main(argv=None):
     # the stages' `python` is this interpreter, whether or not its environment is activated
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
     if env.get("PREFECT_API_URL"):
-        return subprocess.call(command, env=env)
-    with prefect_server() as url:
-        print(f"Prefect server for this run: {url.removesuffix('/api')} (stopped at the end)", flush=True)
-        return subprocess.call(command, env={**env, "PREFECT_API_URL": url})
+        status = subprocess.call(command, env=env)
+    else:
+        with prefect_server() as url:
+            print(f"Prefect server for this run: {url.removesuffix('/api')} (stopped at the end)", flush=True)
+            status = subprocess.call(command, env={**env, "PREFECT_API_URL": url})
+    if status == 0:
+        print(WHERE_TO_LOOK.format(uri=tracking_uri(".")))
+    return status
 
 
 if __name__ == "__main__":
