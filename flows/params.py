@@ -1,20 +1,26 @@
 """params.yaml, validated on load: the whole study, one section per stage.
 
 Every error names the key path, the value and what is allowed, and suggests the nearest valid name
-for a typo; loading does no other work, so a bad file fails in well under a second.
+for a typo. Cross-field checks run each solver and step schedule once on a two-step grid with its
+options, so an option value it refuses fails here, not after training. `load_params` then checks
+that the files the study reads exist; loading does no other work, so a bad file fails in well under
+a second.
 """
 
 import difflib
 import inspect
+import math
 import typing
-from typing import Any, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
+import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.conditioning import CONDITIONINGS
 from models.diffusion import choose
-from models.discretizations import DISCRETIZATIONS
+from models.discretizations import DISCRETIZATIONS, step_schedule
 from models.networks import NETWORKS
 from models.objectives import NOISE_SAMPLING, WEIGHTINGS
 from models.parameterizations import PARAMETERIZATIONS
@@ -24,6 +30,21 @@ from models.solvers import SOLVERS
 
 class ParamsError(ValueError):
     """A params file that cannot describe a study; the message says where and why."""
+
+
+class Problems(ValueError):
+    """What a check found: (key path below the checked section, value given there, message) each."""
+
+    def __init__(self, problems):
+        self.problems = problems
+        super().__init__("; ".join(message for _, _, message in problems))
+
+
+def refuse(problems):
+    """Raise `Problems` if the iterable `problems` yields any."""
+    problems = list(problems)
+    if problems:
+        raise Problems(problems)
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -40,15 +61,68 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 def keyword_options(function, skip=()):
-    """Names a table entry accepts as options: its keyword parameters with defaults."""
+    """The options a table entry accepts: its keyword parameters and their defaults."""
     parameters = inspect.signature(function).parameters.values()
-    return {p.name for p in parameters if p.default is not p.empty and p.name not in skip}
+    return {p.name: p.default for p in parameters if p.default is not p.empty and p.name not in skip}
 
 
-def check_options(kind, name, options, accepted):
-    unknown = sorted(set(options) - set(accepted))
+# An option takes values of its default's type (bool before int: True is an int); a default of None takes anything.
+OPTION_TYPES = ((bool, (bool,), "true or false"), (int, (int,), "an integer"), (float, (int, float), "a number"),
+                (str, (str,), "a string"), ((tuple, list), (list,), "a list"))
+
+
+def of_type(value, default):
+    """(whether `value` has the type of `default`, that type in words)."""
+    for default_type, accepted, words in OPTION_TYPES:
+        if isinstance(default, default_type):
+            return isinstance(value, accepted) and (bool in accepted or not isinstance(value, bool)), words
+    return True, "anything"
+
+
+def option_problems(kind, name, options, defaults, at):
+    """Options of `kind` `name` (the mapping at key path `at`) that it does not take, by name or by type."""
+    unknown = sorted(set(options) - set(defaults))
     if unknown:
-        raise ValueError(f"{kind} {name!r} does not accept option(s) {unknown}; allowed: {sorted(accepted)}")
+        yield at, options, f"{kind} {name!r} does not accept option(s) {unknown}; allowed: {sorted(defaults)}"
+    for key, value in options.items():
+        matches, words = of_type(value, defaults.get(key))
+        if not matches:
+            yield (*at, key), value, f"{kind} {name!r}: option {key} must be {words}"
+
+
+def is_number(value):
+    """An int or float, not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def sigma_range_problems(kind, name, options, at):
+    """sigma_min and sigma_max options, where given, must be positive, finite and ordered."""
+    given = {key: options[key] for key in ("sigma_min", "sigma_max") if is_number(options.get(key))}
+    for key, value in given.items():
+        if not 0 < value < math.inf:
+            yield (*at, key), value, f"{kind} {name!r}: {key} must be a positive, finite number"
+    if len(given) == 2 and all(0 < value < math.inf for value in given.values()) and not given["sigma_min"] < given["sigma_max"]:
+        yield at, options, f"{kind} {name!r}: sigma_min must be below sigma_max"
+
+
+def attempt(function, *args, **options):
+    """(function(*args, **options), None), or (None, what it raised as a message)."""
+    try:
+        return function(*args, **options), None
+    except (ValueError, TypeError, ArithmeticError, RuntimeError) as error:
+        return None, str(error) or type(error).__name__
+
+
+def reason(kind, name, refused):
+    """A table entry's own error message without its leading "<kind> '<name>': "."""
+    return refused.removeprefix(f"{kind} {name!r}: ")
+
+
+def zero_denoiser(x, sigma):
+    return torch.zeros_like(x)
+
+
+TWO_STEPS = [1.0, 0.5, 0.0]  # a grid on which every solver runs its first, inner and last step
 
 
 AXES = {
@@ -78,7 +152,7 @@ class Data(Section):
     @model_validator(mode="after")
     def root_for_downloaded_data(self):
         if self.dataset in ("mnist", "cifar10") and self.root is None:
-            raise ValueError(f"dataset {self.dataset!r} needs data.root: the folder that holds its files")
+            refuse([(("root",), None, f"dataset {self.dataset!r} needs data.root: the folder that holds its files")])
         return self
 
 
@@ -94,7 +168,7 @@ class Features(Section):
     @model_validator(mode="after")
     def weights_for_inception(self):
         if self.kind == "inception" and self.weights_path is None:
-            raise ValueError("features.kind 'inception' needs features.weights_path (the Inception-v3 weights file)")
+            refuse([(("weights_path",), None, "features.kind 'inception' needs features.weights_path (the Inception-v3 weights file)")])
         return self
 
 
@@ -134,17 +208,48 @@ class Configuration(Section):
 
     @model_validator(mode="after")
     def consistent(self):
-        check_options("noise schedule", self.schedule, self.schedule_options, keyword_options(SCHEDULES[self.schedule]))
-        check_options("noise sampling", self.noise_sampling, self.noise_sampling_options, keyword_options(NOISE_SAMPLING[self.noise_sampling]))
-        check_options("loss weighting", self.weighting, self.weighting_options, keyword_options(WEIGHTINGS[self.weighting]))
-        check_options("network", self.network, self.network_options, keyword_options(NETWORKS[self.network], skip={"in_channels", "dim"}))
-        discrete = SCHEDULES[self.schedule]().timesteps is not None
-        for key, value in (("conditioning", self.conditioning), ("noise_sampling", self.noise_sampling)):
-            if value in ("index", "uniform_discrete") and not discrete:
-                raise ValueError(f"{key} {value!r} needs a discrete schedule (ddpm), but schedule is {self.schedule!r}")
-        if (self.ema_decay is None) == (self.ema_half_life_images is None):
-            raise ValueError("give exactly one of ema_decay or ema_half_life_images (set the other to null)")
+        refuse(self.problems())
         return self
+
+    def problems(self):
+        """Options each entry takes, a noise schedule that builds and spans a range of sigma, the
+        discrete-timestep entries on a discrete schedule, one EMA setting."""
+        options = (
+            ("noise sampling", self.noise_sampling, "noise_sampling_options", keyword_options(NOISE_SAMPLING[self.noise_sampling])),
+            ("loss weighting", self.weighting, "weighting_options", keyword_options(WEIGHTINGS[self.weighting])),
+            ("network", self.network, "network_options", keyword_options(NETWORKS[self.network], skip={"in_channels", "dim"})),
+        )
+        for kind, name, key, defaults in options:
+            yield from option_problems(kind, name, getattr(self, key), defaults, (key,))
+        yield from self.schedule_problems()
+        if (self.ema_decay is None) == (self.ema_half_life_images is None):
+            given = {"ema_decay": self.ema_decay, "ema_half_life_images": self.ema_half_life_images}
+            yield (), given, "give exactly one of ema_decay or ema_half_life_images (set the other to null)"
+
+    def schedule_problems(self):
+        """Options the noise schedule takes, a positive range of sigma, and what needs a discrete one."""
+        kind, at = "noise schedule", ("schedule_options",)
+        found = [*option_problems(kind, self.schedule, self.schedule_options, keyword_options(SCHEDULES[self.schedule]), at),
+                 *sigma_range_problems(kind, self.schedule, self.schedule_options, at)]
+        if found:
+            yield from found
+            return
+        schedule, refused = attempt(self.noise_schedule)
+        if refused:
+            yield at, self.schedule_options, f"noise schedule {self.schedule!r} does not build with these options: {reason(kind, self.schedule, refused)}"
+            return
+        low, high = float(schedule.sigma_min), float(schedule.sigma_max)
+        if not 0 < low < high < math.inf:
+            yield at, self.schedule_options, (f"noise schedule {self.schedule!r} with these options spans sigma "
+                                              f"[{low:.6g}, {high:.6g}]; allowed: 0 < sigma_min < sigma_max, finite")
+        for key in ("conditioning", "noise_sampling"):
+            value = getattr(self, key)
+            if value in ("index", "uniform_discrete") and schedule.timesteps is None:
+                yield (key,), value, f"{key} {value!r} needs a discrete schedule (ddpm), but schedule is {self.schedule!r}"
+
+    def noise_schedule(self):
+        """The configuration's noise schedule, built with its options."""
+        return SCHEDULES[self.schedule](**self.schedule_options)
 
 
 class Train(Section):
@@ -158,12 +263,23 @@ class Train(Section):
     def name_from_key(cls, data):
         configurations = data.get("configurations") if isinstance(data, dict) else None
         if isinstance(configurations, dict):
-            for key, value in configurations.items():
-                if isinstance(value, dict) and "name" in value:
-                    raise ValueError(f"configuration {key!r} has a 'name' key; its key under train.configurations is its name")
+            refuse((("configurations", key, "name"), value["name"],
+                    f"configuration {key!r} has a 'name' key; its key under train.configurations is its name; allowed: no 'name' key")
+                   for key, value in configurations.items() if isinstance(value, dict) and "name" in value)
             named = {k: {**v, "name": k} if isinstance(v, dict) else v for k, v in configurations.items()}
             data = {**data, "configurations": named}
         return data
+
+    @model_validator(mode="after")
+    def names_unique_ignoring_case(self):
+        first = {}
+        for name in self.configurations:
+            first.setdefault(name.lower(), name)
+        refuse((("configurations", name), name,
+                f"configuration {name!r} differs from {first[name.lower()]!r} only in case; allowed: names unique ignoring case "
+                f"(their checkpoints/ and results/ folders collide on a case-insensitive file system)")
+               for name in self.configurations if first[name.lower()] != name)
+        return self
 
 
 class Entry(Section):
@@ -173,51 +289,79 @@ class Entry(Section):
     options: dict[str, Any] = {}
 
 
+class SolverEntry(Entry):
+    """A solver of `models.solvers.SOLVERS` with options it accepts, by name, type and value."""
+
+    @field_validator("name")
+    @classmethod
+    def known(cls, name):
+        choose(SOLVERS, "solver", name)
+        return name
+
+    @model_validator(mode="after")
+    def accepted_options(self):
+        solver, at = SOLVERS[self.name], ("options",)
+        refuse(option_problems("solver", self.name, self.options, solver.options, at))
+        x = torch.zeros(1, 1, dtype=torch.float64)
+        _, refused = attempt(solver, zero_denoiser, x, TWO_STEPS, generator=torch.Generator().manual_seed(0), **self.options)
+        if refused:
+            refuse([(at, self.options, f"solver {self.name!r} does not run with these options: {reason('solver', self.name, refused)}")])
+        return self
+
+
+RANGE_OPTIONS = {"sigma_min": 0.0, "sigma_max": 0.0}  # step_schedule's own: numbers, by default the model's range
+
+
+class StepScheduleEntry(Entry):
+    """A step schedule of `models.discretizations.DISCRETIZATIONS` with options it accepts, and a
+    sigma range (sigma_min, sigma_max) that is positive and ordered where given."""
+
+    @field_validator("name")
+    @classmethod
+    def known(cls, name):
+        choose(DISCRETIZATIONS, "step schedule", name)
+        return name
+
+    @model_validator(mode="after")
+    def accepted_options(self):
+        defaults = {**keyword_options(DISCRETIZATIONS[self.name]), **RANGE_OPTIONS}
+        refuse([*option_problems("step schedule", self.name, self.options, defaults, ("options",)),
+                *sigma_range_problems("step schedule", self.name, self.options, ("options",))])
+        return self
+
+
 class Evaluate(Section):
     """The sampling grid: every solver x step schedule x NFE budget, from the same initial noise."""
 
-    solvers: list[Entry] = Field(min_length=1)
-    step_schedules: list[Entry] = Field(min_length=1)
-    nfe: list[int] = Field(min_length=1)
+    solvers: list[SolverEntry] = Field(min_length=1)
+    step_schedules: list[StepScheduleEntry] = Field(min_length=1)
+    nfe: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
     reference_nfe: int = Field(255, gt=0)
     num_samples: int = Field(2000, gt=1)
     batch_size: int = Field(2000, gt=0)
     seed: int = 0
 
-    @field_validator("solvers")
-    @classmethod
-    def known_solvers(cls, entries):
-        for entry in entries:
-            solver = choose(SOLVERS, "solver", entry.name)
-            check_options("solver", entry.name, entry.options, solver.options)
-        return entries
-
-    @field_validator("step_schedules")
-    @classmethod
-    def known_step_schedules(cls, entries):
-        for entry in entries:
-            function = choose(DISCRETIZATIONS, "step schedule", entry.name)
-            check_options("step schedule", entry.name, entry.options, keyword_options(function) | {"sigma_min", "sigma_max"})
-        return entries
-
     @model_validator(mode="after")
     def entries_once(self):
+        refuse(self.repeats())
+        return self
+
+    def repeats(self):
         for key, entries in (("solvers", self.solvers), ("step_schedules", self.step_schedules)):
             seen = [(entry.name, sorted(entry.options.items())) for entry in entries]
             for i, entry in enumerate(seen):
                 if entry in seen[:i]:
-                    raise ValueError(f"evaluate.{key} lists {entry[0]!r} with options {dict(entry[1])} twice; allowed: each entry once")
-        if len(set(self.nfe)) != len(self.nfe):
-            raise ValueError(f"evaluate.nfe repeats a budget: {self.nfe}; allowed: each budget once")
-        return self
+                    yield (key, i), entries[i].model_dump(), f"evaluate.{key} lists {entry[0]!r} with options {dict(entry[1])} twice; allowed: each entry once"
+        for i, budget in enumerate(self.nfe):
+            if budget in self.nfe[:i]:
+                yield ("nfe", i), budget, f"evaluate.nfe repeats the budget {budget}: {self.nfe}; allowed: each budget once"
 
     @model_validator(mode="after")
     def budgets_fit_every_solver(self):
-        for budget in self.nfe:
-            for entry in self.solvers:
-                needed = SOLVERS[entry.name].nfe(1)
-                if budget < needed:
-                    raise ValueError(f"NFE budget {budget} is below what solver {entry.name!r} needs ({needed})")
+        needs = {entry.name: SOLVERS[entry.name].nfe(1) for entry in self.solvers}
+        most = max(needs, key=needs.get)
+        refuse((("nfe", i), budget, f"NFE budget {budget} is below what solver {most!r} needs ({needs[most]}); allowed: budgets >= {needs[most]}")
+               for i, budget in enumerate(self.nfe) if budget < needs[most])
         return self
 
 
@@ -232,18 +376,65 @@ class Study(Section):
     evaluate: Evaluate
     mlflow: Tracking = Tracking()
 
+    @model_validator(mode="after")
+    def step_schedules_fit_every_model(self):
+        refuse(self.step_schedule_problems())
+        return self
+
+    def step_schedule_problems(self):
+        """Each step schedule, with its options, builds a grid for every configuration's noise
+        schedule: a sigma range inside the model's, option values the step schedule takes."""
+        for i, entry in enumerate(self.evaluate.step_schedules):
+            for config in self.train.configurations.values():
+                _, refused = attempt(step_schedule, entry.name, 2, config.noise_schedule(), **entry.options)
+                if refused:
+                    yield (("evaluate", "step_schedules", i, "options"), entry.options,
+                           f"step schedule {entry.name!r} gives no grid with these options for configuration {config.name!r} "
+                           f"(noise schedule {config.schedule!r}): {reason('step schedule', entry.name, refused)}")
+                    break
+
+
+def missing_files(study):
+    """The files a study reads that are not there, as (key path, value, message): data.root of a
+    dataset read from files (a folder, which download may create) and Inception's weights file.
+    Relative paths are relative to the current directory, where stages run and open them."""
+    data, features = study.data, study.features
+    if data.dataset in ("mnist", "cifar10"):
+        root = Path(data.root)
+        if root.exists() and not root.is_dir():
+            yield ("data", "root"), data.root, f"{str(root.resolve())!r} is not a folder; allowed: a folder for the {data.dataset} files"
+        elif not root.exists() and not data.download:
+            yield ("data", "root"), data.root, (f"no folder {str(root.resolve())!r}; allowed: an existing folder with the "
+                                                f"{data.dataset} files, or data.download: true to fetch them into it")
+    if features.kind == "inception":
+        weights = Path(features.weights_path)
+        if not weights.is_file():
+            yield ("features", "weights_path"), features.weights_path, (
+                f"no file {str(weights.resolve())!r}; allowed: an existing Inception-v3 weights file (see README)")
+
+
+def dotted(location):
+    return ".".join(str(part) for part in location) or "(top level)"
+
+
+def line(source, location, message, value):
+    """One problem: file, key path, what is wrong, the value given."""
+    return f"{source}: {dotted(location)}: {message} (got {value!r})"
+
 
 def describe(error, source):
     """One line per problem: file, key path, what is wrong, the value given."""
     lines = []
     for problem in error.errors():
-        path = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        message = problem["msg"].removeprefix("Value error, ")
-        if problem["type"] == "extra_forbidden":
-            message = f"unknown key{allowed_keys(problem['loc'][:-1], problem['loc'][-1])}"
-            lines.append(f"{source}: {path}: {message}")
+        cause = problem.get("ctx", {}).get("error")
+        if isinstance(cause, Problems):
+            lines.extend(line(source, (*problem["loc"], *key), message, value) for key, value, message in cause.problems)
+        elif problem["type"] == "missing":
+            lines.append(f"{source}: {dotted(problem['loc'])}: Field required; this key has no default")
+        elif problem["type"] == "extra_forbidden":
+            lines.append(f"{source}: {dotted(problem['loc'])}: unknown key{allowed_keys(problem['loc'][:-1], problem['loc'][-1])}")
         else:
-            lines.append(f"{source}: {path}: {message} (got {problem.get('input')!r})")
+            lines.append(line(source, problem["loc"], problem["msg"].removeprefix("Value error, "), problem.get("input")))
     return "\n".join(lines)
 
 
@@ -262,7 +453,8 @@ def allowed_keys(location, key):
 
 
 def load_params(path):
-    """The validated Study of a params file, or a ParamsError that names every problem."""
+    """The validated Study of a params file, or a ParamsError that names every problem, including
+    files the study reads that are missing (`missing_files`)."""
     try:
         with open(path) as f:
             raw = yaml.load(f, Loader=UniqueKeyLoader)
@@ -277,9 +469,13 @@ def load_params(path):
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections {list(Study.model_fields)}, got {type(raw).__name__}")
     try:
-        return Study.model_validate(raw)
+        study = Study.model_validate(raw)
     except ValidationError as error:
         raise ParamsError(describe(error, path)) from None
+    missing = [line(path, key, message, value) for key, value, message in missing_files(study)]
+    if missing:
+        raise ParamsError("\n".join(missing))
+    return study
 
 
 def main(argv=None):

@@ -15,10 +15,34 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["params.yaml", "profiles/smoke.yaml", "profiles/cifar10.yaml"]
 
 
+def create_files_it_reads(params):
+    """The files a params file names (data.root unless downloaded, Inception's weights), made empty
+    under the current directory, where stages resolve them."""
+    data, features = params.get("data", {}), params.get("features", {})
+    if data.get("root") and not data.get("download"):
+        Path(data["root"]).mkdir(parents=True)
+    if features.get("kind") == "inception":
+        Path(features["weights_path"]).parent.mkdir(parents=True, exist_ok=True)
+        Path(features["weights_path"]).touch()
+
+
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_params_files_are_valid(name):
+def test_shipped_params_files_are_valid(name, tmp_path, monkeypatch):
+    """Each shipped file as it stands, run from a folder that holds the files it names (the CIFAR-10
+    profile's Inception weights are not in the repository)."""
+    monkeypatch.chdir(tmp_path)
+    create_files_it_reads(yaml.safe_load((ROOT / name).read_text()))
     study = load_params(ROOT / name)
     assert study.train.configurations and study.evaluate.solvers
+
+
+def test_cifar10_profile_without_its_inception_weights_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamsError) as error:
+        load_params(ROOT / "profiles/cifar10.yaml")
+    weights = "data/raw/inception/weights-inception-2015-12-05-6726825d.pth"
+    assert str(error.value) == (f"{ROOT / 'profiles/cifar10.yaml'}: features.weights_path: no file {str(tmp_path / weights)!r}; "
+                                f"allowed: an existing Inception-v3 weights file (see README) (got {weights!r})")
 
 
 def base():
