@@ -34,10 +34,11 @@ def save_atomic(state, path):
 
 
 def save_checkpoint(state, folder, keep=2):
-    """Write `step-<step>.pt` atomically and keep the newest `keep` checkpoints."""
+    """Write `step-<step>.pt` atomically and keep the newest `keep` checkpoints; temporary files that
+    a killed writer left behind go too."""
     folder = Path(folder)
     save_atomic(state, folder / f"step-{state['step']:08d}.pt")
-    for old in sorted(folder.glob("step-*.pt"))[:-keep]:
+    for old in [*sorted(folder.glob("step-*.pt"))[:-keep], *folder.glob(".step-*.tmp")]:
         old.unlink()
 
 

@@ -168,6 +168,7 @@ def test_a_killed_training_resumes_to_the_same_weights(point, killed, uninterrup
     resumed = [message for message in messages if "resuming" in message]
     assert resumed == ([f"tiny: resuming at step {newest}"] if newest else []), (point, last_line, messages)
     assert_equal_weights(final_state(folder), uninterrupted)
+    assert not list(folder.glob(".step-*.tmp"))  # a killed writer's temporary file is gone
 
 
 @pytest.mark.parametrize("damage", ["truncated", "zero bytes"])
