@@ -72,9 +72,8 @@ def log_cell(client, experiment_id, parent, key, row, tags):
     name = f"{row['solver']}/{row['step_schedule']}/{row['budget']}"
     cell_tags = {**tags, "solver": row["solver"], "step_schedule": row["step_schedule"], "reference": str(row["reference"])}
     run_id = run_for(client, experiment_id, key, name, parent=parent, tags=cell_tags)
-    log_curve(client, run_id, "fid", [(0, row["fid"])])
-    log_curve(client, run_id, "nfe", [(0, row["nfe"])])
-    log_curve(client, run_id, "seconds", [(0, row["seconds"])])
-    log_params(client, run_id, {"budget": row["budget"]})
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(metric, float(row[metric]), now, 0) for metric in ("fid", "nfe", "seconds")],
+                     params=[Param("budget", str(row["budget"]))])
     client.set_terminated(run_id, "FINISHED")
     return run_id
