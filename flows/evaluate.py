@@ -1,20 +1,29 @@
 """Stage `evaluate@<configuration>`: sample the trained configuration with every solver x step
 schedule x NFE budget from the same initial noise, score each cell with FID, and record the cells
-under results/<configuration>/ and as nested MLflow runs."""
+under results/<configuration>/ and as nested MLflow runs. A cell's samples are split into
+orchestration.fid_shards tasks (run by the flow's task runner: threads, or Dask workers) whose
+features are merged into one FID. A cell already logged with the same
+settings (a re-run or an interrupted stage) is read back from MLflow instead of sampled again."""
 
 import json
 import re
+
+import torch
+
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from tasks.device import device
-from tasks.evaluate import cells, score_cell
+from tasks.evaluate import cell_row, cells, sample_shard, shard_ranges
 from tasks.features import load_statistics
 from tasks.report import fid_vs_nfe_figure, sample_grid, save_figure, summary, write_csv, write_json
 from tasks.sample import initial_noise
-from tasks.tracking import log_cell
+from tasks.tracking import log_cell, logged_cell
 from tasks.train import load_trained
 
 from .params import load_params
@@ -25,12 +34,35 @@ COLUMNS = ["configuration", "solver", "step_schedule", "series", "budget", "nfe"
 
 load_model = task(load_trained, name="load trained model", cache_policy=NO_CACHE)
 load_real_statistics = task(load_statistics, name="load real statistics", cache_policy=NO_CACHE)
-score = task(score_cell, name="sample and score", cache_policy=NO_CACHE)
 record = task(log_cell, name="log cell to MLflow", cache_policy=NO_CACHE)
+
+
+@task(name="sample and score a shard", cache_policy=NO_CACHE)
+def score_shard(model, cell, noise, extractor, evaluate, first_batch):
+    """`tasks.evaluate.sample_shard` on the device of the worker that runs it, keeping the samples a grid shows."""
+    where = device()
+    return sample_shard(model, cell, noise, extractor.to(where), evaluate, first_batch, device=where, keep=GRID_IMAGES)
 
 
 def file_name(label):
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label)
+
+
+@task(name="reuse logged cell", cache_policy=NO_CACHE)
+def logged_row(client, experiment_id, key, cell, grid):
+    """The row of a cell already scored and logged under `key` (same configuration, features, noise
+    and cell), with its sample grid downloaded to `grid`; None if it has to be computed."""
+    logged = logged_cell(client, experiment_id, key)
+    if logged is None:
+        return None
+    cell_run, metrics = logged
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        download_artifacts(run_id=cell_run, artifact_path=grid.name, dst_path=str(grid.parent), tracking_uri=client.tracking_uri)
+    except MlflowException:
+        return None
+    return dict(solver=cell.solver_label, step_schedule=cell.schedule_label, budget=cell.budget, nfe=int(metrics["nfe"]),
+                fid=metrics["fid"], seconds=metrics["seconds"], reference=cell.reference)
 
 
 @task(name="write results", cache_policy=NO_CACHE)
@@ -49,8 +81,8 @@ def write_results(rows, floor, folder, client, run_id, failures=None):
 
 
 @flow(name="evaluate", description="Sample one trained configuration with every solver, step schedule and NFE budget; score with FID.")
-def evaluate_one(configuration: str, params: str = "params.yaml", root: str = "."):
-    study, workspace, log = load_params(params), Workspace(root), get_run_logger()
+def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
+    study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     config, evaluate = named_configuration(study, configuration), study.evaluate
     folder = workspace.results(config.name)
     client, experiment_id, run_id = configuration_run(study, config, workspace)
@@ -67,18 +99,22 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     tags = axis_tags(study, config)
     rows = []
     for cell in tqdm(cells(evaluate), desc=f"evaluate {config.name}", unit="cell"):
-        row, samples = score(model, cell, noise, statistics, evaluate, device=device())
-        row = {"configuration": config.name, "series": f"{row['solver']} / {row['step_schedule']}", **row}
         grid = folder / "samples" / f"{file_name(cell.label)}.png"
-        sample_grid(samples[:GRID_IMAGES], grid)
         key = f"{configuration_key(study, config)}/{sampling}/{cell.label}"
-        cell_run = record(client, experiment_id, run_id, key, row, {**tags, "solver_name": cell.solver, "evaluation": sampling})
-        client.log_artifact(cell_run, str(grid))
+        row = logged_row(client, experiment_id, key, cell, grid)
+        if row is None:
+            shards = [score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, first)
+                      for first, start, end in shard_ranges(len(noise), evaluate.batch_size, study.orchestration.fid_shards)]
+            parts = [shard.result() for shard in shards]
+            row = cell_row(cell, parts, statistics)
+            sample_grid(torch.cat([part[1] for part in parts])[:GRID_IMAGES], grid)
+            cell_run = record(client, experiment_id, run_id, key, row, {**tags, "solver_name": cell.solver, "evaluation": sampling})
+            client.log_artifact(cell_run, str(grid))
         log.info(f"{config.name}: {cell.label} spent NFE {row['nfe']}: FID {row['fid']:.3f} ({row['seconds']:.2f} s)")
-        rows.append(row)
+        rows.append({"configuration": config.name, "series": f"{row['solver']} / {row['step_schedule']}", **row})
     write_results(rows, workspace.data_floor(), folder, client, run_id)
     client.set_terminated(run_id, "FINISHED")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(evaluate_one, per_configuration=True))
+    raise SystemExit(main(evaluate_one, per_configuration=True, submits=True))

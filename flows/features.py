@@ -2,6 +2,8 @@
 Inception-v3 from its weights file), with the real-data statistics every evaluation reuses and the
 data's own FID floor, under features/."""
 
+from typing import Any
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -18,8 +20,8 @@ fit_features = task(fit, name="fit FID features", cache_policy=NO_CACHE)
 
 
 @flow(name="features", description="Fit the FID feature network and the real-data statistics.")
-def fit_feature_space(params: str = "params.yaml", root: str = "."):
-    study, workspace, log = load_params(params), Workspace(root), get_run_logger()
+def fit_feature_space(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
+    study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     data = TrainTest(*load_dataset(workspace.data / "train.pt"), *load_dataset(workspace.data / "test.pt"))
     state, metrics = fit_features(study.features, data, device=device(), log=log.info)
     save_atomic(state, workspace.features / "statistics.pt")

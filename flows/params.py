@@ -369,12 +369,25 @@ class Tracking(Section):
     experiment: str = Field("design-space", min_length=1)
 
 
+class Orchestration(Section):
+    """How the study's work is spread; the results do not depend on it (no DVC stage reads it).
+    `local`: Prefect's thread pool in one process; `dask`: prefect-dask, on a LocalCluster of
+    `dask_workers` processes or on the running Dask scheduler at `dask_address`. Each cell's samples
+    are split into `fid_shards` tasks whose features are merged (the same FID as one task)."""
+
+    task_runner: Literal["local", "dask"] = "local"
+    dask_workers: int = Field(2, gt=0)
+    dask_address: str | None = Field(None, pattern=r"^(tcp|tls|ucx|inproc)://\S+$")
+    fid_shards: int = Field(1, gt=0)
+
+
 class Study(Section):
     data: Data = Data()
     features: Features = Features()
     train: Train
     evaluate: Evaluate
     mlflow: Tracking = Tracking()
+    orchestration: Orchestration = Orchestration()
 
     @model_validator(mode="after")
     def step_schedules_fit_every_model(self):
@@ -452,9 +465,10 @@ def allowed_keys(location, key):
     return f"; allowed: {keys}" + (f"; did you mean {close[0]!r}?" if close else "")
 
 
-def load_params(path):
-    """The validated Study of a params file, or a ParamsError that names every problem, including
-    files the study reads that are missing (`missing_files`)."""
+def load_params(path, overrides=None):
+    """The validated Study of a params file with `overrides` ({"dotted.key": value}, as `dvc exp
+    run -S` sets them) applied, or a ParamsError that names every problem, including files the study
+    reads that are missing (`missing_files`)."""
     try:
         with open(path) as f:
             raw = yaml.load(f, Loader=UniqueKeyLoader)
@@ -468,6 +482,8 @@ def load_params(path):
         raise ParamsError(f"{path}: the file is empty; expected the sections {list(Study.model_fields)}")
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections {list(Study.model_fields)}, got {type(raw).__name__}")
+    for key, value in (overrides or {}).items():
+        override(raw, key, value, path)
     try:
         study = Study.model_validate(raw)
     except ValidationError as error:
@@ -476,6 +492,17 @@ def load_params(path):
     if missing:
         raise ParamsError("\n".join(missing))
     return study
+
+
+def override(raw, key, value, path):
+    """Set `raw[a][b][c] = value` for key "a.b.c", creating sections that are absent."""
+    *sections, last = key.split(".")
+    node = raw
+    for depth, part in enumerate(sections):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ParamsError(f"{path}: override {key}={value!r}: {'.'.join(sections[:depth + 1])} is not a section (got {node!r})")
+    node[last] = value
 
 
 def main(argv=None):

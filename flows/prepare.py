@@ -1,6 +1,8 @@
 """Stage `prepare`: the dataset split into train and test tensors under data/prepared/, and the
 MLflow store and experiment created once, before any stage that could log in parallel."""
 
+from typing import Any
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -16,8 +18,8 @@ create_experiment = task(open_experiment, name="create MLflow experiment", cache
 
 
 @flow(name="prepare", description="Prepare the dataset: train/test tensors in [-1, 1] under data/prepared/.")
-def prepare_data(params: str = "params.yaml", root: str = "."):
-    study, workspace, log = load_params(params), Workspace(root), get_run_logger()
+def prepare_data(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
+    study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     data = load_split(study.data)
     save(workspace.data / "train.pt", data.train_images, data.train_labels)
     save(workspace.data / "test.pt", data.test_images, data.test_labels)

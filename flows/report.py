@@ -6,6 +6,8 @@ import json
 import math
 import shutil
 
+from typing import Any
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -58,15 +60,15 @@ def write_report(rows, failures, floor, workspace):
 @task(name="log report to MLflow", cache_policy=NO_CACHE)
 def log_report(study, workspace):
     client, experiment_id = open_experiment(workspace.root, study.mlflow.experiment, workspace.artifacts)
-    key = f"{study.mlflow.experiment}/report/{fingerprint(study)}"
+    key = f"{study.mlflow.experiment}/report/{fingerprint(study.model_dump(mode='json', exclude={'orchestration'}))}"
     run_id = run_for(client, experiment_id, key, "report", tags={"report": "true"})
     client.log_artifacts(run_id, str(workspace.reports))
     client.set_terminated(run_id, "FINISHED")
 
 
 @flow(name="report", description="Compare every configuration: FID vs NFE, best solver per budget, sample grids.")
-def report_study(params: str = "params.yaml", root: str = "."):
-    study, workspace, log = load_params(params), Workspace(root), get_run_logger()
+def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
+    study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     rows, failures = collect(study, workspace)
     best = write_report(rows, failures, workspace.data_floor(), workspace)
     for name, message in failures.items():

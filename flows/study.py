@@ -1,11 +1,16 @@
 """The whole study as one Prefect flow: prepare -> features -> train and evaluate every
-configuration -> report, the stages of dvc.yaml run in order in one process (no DVC caching;
-training resumes from its checkpoints)."""
+configuration -> report, the stages of dvc.yaml in one process (no DVC caching; training resumes
+from its checkpoints). The configurations run as concurrent tasks on the task runner of params'
+orchestration section: in threads of this process, or in parallel on Dask workers."""
 
-from prefect import flow
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
 from .evaluate import evaluate_one
 from .features import fit_feature_space
+from .orchestration import task_runner
 from .params import load_params
 from .prepare import prepare_data
 from .report import report_study
@@ -13,15 +18,28 @@ from .train import train_one
 from .workspace import main
 
 
+@task(name="train and evaluate", cache_policy=NO_CACHE)
+def configuration_stages(configuration, params, root, overrides):
+    """The stages train@<configuration> and evaluate@<configuration>, on the worker that runs this task."""
+    train_one(configuration=configuration, params=params, root=root, overrides=overrides)
+    evaluate_one(configuration=configuration, params=params, root=root, overrides=overrides)
+
+
+@flow(name="configurations", description="Train and evaluate every configuration, as concurrent tasks.")
+def every_configuration(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
+    futures = [configuration_stages.submit(name, params, root, overrides) for name in load_params(params, overrides).train.configurations]
+    for future in futures:
+        future.result()
+
+
 @flow(name="study", description="The whole study: prepare, features, train and evaluate every configuration, report.")
-def run_study(params: str = "params.yaml", root: str = "."):
-    study = load_params(params)
-    prepare_data(params=params, root=root)
-    fit_feature_space(params=params, root=root)
-    for name in study.train.configurations:
-        train_one(configuration=name, params=params, root=root)
-        evaluate_one(configuration=name, params=params, root=root)
-    report_study(params=params, root=root)
+def run_study(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
+    study = load_params(params, overrides)
+    stage = dict(params=params, root=root, overrides=overrides)
+    prepare_data(**stage)
+    fit_feature_space(**stage)
+    every_configuration.with_options(task_runner=task_runner(study.orchestration))(**stage)
+    report_study(**stage)
 
 
 if __name__ == "__main__":

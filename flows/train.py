@@ -1,6 +1,8 @@
 """Stage `train@<configuration>`: train one configuration, resumably, with checkpoints under
 checkpoints/<configuration>/ and its loss curve in the configuration's MLflow run."""
 
+from typing import Any
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
@@ -49,11 +51,11 @@ def train_configuration(study, config, workspace):
 
 
 @flow(name="train", description="Train one configuration of train.configurations, resumably.")
-def train_one(configuration: str, params: str = "params.yaml", root: str = "."):
+def train_one(configuration: str, params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     """A configuration that diverges is recorded in checkpoints/<name>/diverged.json (its evaluation
     and the report then mark it failed) and the flow ends normally, so that the other
     configurations' stages still run; any other error fails the flow."""
-    study, workspace = load_params(params), Workspace(root)
+    study, workspace = load_params(params, overrides), Workspace(root)
     config = named_configuration(study, configuration)
     record = workspace.diverged(config.name)
     record.unlink(missing_ok=True)

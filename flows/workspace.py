@@ -8,9 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from models.diffusion import choose
-from tasks.tracking import log_params, open_experiment, run_for
+import yaml
 
+from models.diffusion import choose
+from tasks.tracking import log_params, open_experiment, run_for, store_root
+
+from .orchestration import task_runner
 from .params import AXES, ParamsError, load_params
 
 
@@ -22,7 +25,7 @@ class Workspace:
         self.data = self.root / "data" / "prepared"
         self.features = self.root / "features"
         self.reports = self.root / "reports"
-        self.artifacts = self.root / "mlartifacts"
+        self.artifacts = store_root(self.root) / "mlartifacts"  # beside the MLflow store, which outlives DVC's temporary copies
 
     def data_floor(self):
         """The data's own FID (held-out test images against the training images), from features/metrics.json."""
@@ -77,22 +80,37 @@ def axis_tags(study, config):
     return {"configuration": config.name, "dataset": study.data.dataset, **{axis: getattr(config, axis) for axis in AXES}}
 
 
-def main(flow, *, per_configuration=False, argv=None):
+def parse_override(text):
+    """("dotted.key", value) of a `--set dotted.key=value`, the value read as YAML."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise ParamsError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.configurations.edm.steps=500")
+    return key, yaml.safe_load(value)
+
+
+def main(flow, *, per_configuration=False, submits=False, argv=None):
     """`python -m flows.<stage> [--params FILE] [--root DIR] [--configuration NAME]`: validate the
-    params (and the configuration name) first, exit 2 with the problems if bad, then run `flow`."""
+    params (and the configuration name) first, exit 2 with the problems if bad, then run `flow` (on
+    the task runner of params' orchestration section if it `submits` tasks)."""
     parser = argparse.ArgumentParser(prog=f"python -m flows.{flow.name}", description=flow.description)
     parser.add_argument("--params", default="params.yaml", help="the study's params file (default: params.yaml)")
     parser.add_argument("--root", default=".", help="the repository root that holds the outputs (default: .)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a params key (dotted path; the value is read as YAML), like `dvc exp run -S`")
     if per_configuration:
         parser.add_argument("--configuration", required=True, help="a key of train.configurations")
     args = parser.parse_args(argv)
     try:
-        study = load_params(args.params)
+        overrides = dict(parse_override(text) for text in args.overrides)
+        study = load_params(args.params, overrides)
         if per_configuration:
             named_configuration(study, args.configuration)
     except (ParamsError, ValueError) as error:
         print(error, file=sys.stderr)
         return 2
     keywords = {"configuration": args.configuration} if per_configuration else {}
+    keywords |= {"overrides": overrides} if overrides else {}
+    if submits:
+        flow = flow.with_options(task_runner=task_runner(study.orchestration))
     flow(params=args.params, root=args.root, **keywords)
     return 0

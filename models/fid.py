@@ -20,6 +20,7 @@ to what its network expects. Extractors return float64, so the distance is float
 """
 
 import os
+import warnings
 
 import torch
 from torch import nn
@@ -78,17 +79,50 @@ def inception_extractor(weights_path):
     return InceptionFeatures(inception)
 
 
-def accumulate(statistics, images, real, batch_size):
-    """Add the features of images [N, C, H, W] in [-1, 1] to the real or the fake side of `statistics`."""
+def accumulate(statistics, images, batch_size):
+    """Add the features of images [N, C, H, W] in [-1, 1] to the real side of `statistics`."""
     for batch in images.split(batch_size):
-        statistics.update(((batch + 1) / 2).clamp(0, 1).to(statistics.device), real=real)
+        statistics.update(as_unit_range(batch).to(statistics.device), real=True)
+
+
+def as_unit_range(images):
+    return ((images + 1) / 2).clamp(0, 1)
+
+
+FAKE_STATES = ("fake_features_sum", "fake_features_cov_sum", "fake_features_num_samples")
+
+
+def moments(extractor, images, batch_size=500):
+    """(sum, sum of outer products, count) of the features of images [N, C, H, W] in [-1, 1],
+    accumulated batch by batch as torchmetrics does: the share of one shard of the fake side. Shards'
+    moments add up to the moments of all their images."""
+    device = next(extractor.parameters()).device
+    total = [torch.zeros(extractor.num_features, dtype=torch.float64, device=device),
+             torch.zeros(extractor.num_features, extractor.num_features, dtype=torch.float64, device=device), 0]
+    for batch in images.split(batch_size):
+        features = extractor(as_unit_range(batch).to(device))
+        total = [total[0] + features.sum(dim=0), total[1] + features.t().mm(features), total[2] + len(features)]
+    return tuple(total)
+
+
+def fid_from_moments(statistics, shards):
+    """FID of the fake images whose features' `moments` per shard are `shards`, against the real
+    features held by `statistics` (the fake side of any earlier call is replaced)."""
+    statistics.reset()
+    for name, parts in zip(FAKE_STATES, zip(*shards)):
+        state = getattr(statistics, name)
+        setattr(statistics, name, sum(parts, torch.zeros_like(state)).to(state))
+    statistics.orig_dtype = torch.float64  # what `update` would have recorded: our extractors return float64
+    with warnings.catch_warnings():  # the fake side was set from the moments, not by `update`
+        warnings.filterwarnings("ignore", message=".*was called before the ``update`` method.*")
+        return statistics.compute().item()
 
 
 def real_statistics(real, extractor, batch_size=500):
     """A `FrechetInceptionDistance` holding the features of `real`: computed once, kept across
     `reset()` (reset_real_features=False), for `fid_from_statistics` to score many fake sets."""
     statistics = empty_statistics(extractor)
-    accumulate(statistics, real, real=True, batch_size=batch_size)
+    accumulate(statistics, real, batch_size=batch_size)
     return statistics
 
 
@@ -101,9 +135,7 @@ def empty_statistics(extractor):
 def fid_from_statistics(statistics, fake, batch_size=500):
     """FID of images `fake` in [-1, 1] against the real features held by `statistics`; the fake
     features of any earlier call are dropped first."""
-    statistics.reset()
-    accumulate(statistics, fake, real=False, batch_size=batch_size)
-    return statistics.compute().item()
+    return fid_from_moments(statistics, [moments(statistics.inception, fake, batch_size)])
 
 
 def fid(real, fake, extractor, batch_size=500):

@@ -19,6 +19,7 @@ class EMA:
             raise ValueError(f"EMA: decay={decay!r}; allowed: 0 <= decay < 1")
         self.decay, self.half_life_images, self.rampup = decay, half_life_images, rampup
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.parameters, self.buffers = list(self.model.parameters()), list(self.model.buffers())
         self.images = 0
 
     def beta(self, batch_size):
@@ -31,12 +32,12 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model, batch_size):
+        """ema <- ema + (1 - beta) (current - ema), all tensors in one foreach call (one kernel
+        launch per group on CUDA; the same per-tensor lerp on CPU); buffers are copied."""
         self.images += batch_size
-        beta = self.beta(batch_size)
-        for ema, current in zip(self.model.parameters(), model.parameters()):
-            ema.lerp_(current.detach(), 1 - beta)
-        for ema, current in zip(self.model.buffers(), model.buffers()):
-            ema.copy_(current)
+        torch._foreach_lerp_(self.parameters, list(model.parameters()), 1 - self.beta(batch_size))
+        if self.buffers:
+            torch._foreach_copy_(self.buffers, list(model.buffers()))
 
     def state_dict(self):
         return {"model": self.model.state_dict(), "images": self.images}

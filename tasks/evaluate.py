@@ -1,9 +1,12 @@
 """Score one trained model: FID of every (solver, step schedule, NFE budget) cell, all from the same
 initial noise, plus a high-NFE reference, against real statistics computed once."""
 
+import math
 from typing import Any, NamedTuple
 
-from models.fid import fid_from_statistics
+import torch
+
+from models.fid import fid_from_moments, moments
 
 from .sample import sample
 
@@ -43,14 +46,34 @@ def cells(evaluate):
     return grid + [Cell(REFERENCE[0], {}, REFERENCE[1], {}, evaluate.reference_nfe, reference=True)]
 
 
-def score_cell(model, cell, noise, statistics, evaluate, *, device="cpu"):
-    """(row, samples) of one cell: samples from `noise` (stochastic solvers seeded with seed + 1),
-    row = solver and step_schedule (labels with their options), budget, nfe (spent), fid, seconds,
-    reference."""
+def shard_ranges(count, batch_size, shards):
+    """(first batch, start, end) of up to `shards` runs of whole sampling batches covering `count`
+    samples: the batches are those of one pass, so stochastic solvers draw the same noise."""
+    batches = math.ceil(count / batch_size)
+    bounds = [round(i * batches / min(shards, batches)) for i in range(min(shards, batches) + 1)]
+    return [(first, first * batch_size, min(end * batch_size, count)) for first, end in zip(bounds, bounds[1:])]
+
+
+def sample_shard(model, cell, noise, extractor, evaluate, first_batch, *, device="cpu", keep=None):
+    """One shard of a cell: (feature moments of its samples, its first `keep` samples (all if
+    None), NFE spent, seconds); stochastic solvers are seeded with seed + 1."""
     samples, nfe, seconds = sample(
-        model, cell.solver, cell.step_schedule, cell.budget, noise, seed=evaluate.seed + 1, batch_size=evaluate.batch_size,
-        device=device, solver_options=cell.solver_options, schedule_options=cell.schedule_options,
+        model.to(device), cell.solver, cell.step_schedule, cell.budget, noise, seed=evaluate.seed + 1, batch_size=evaluate.batch_size,
+        first_batch=first_batch, device=device, solver_options=cell.solver_options, schedule_options=cell.schedule_options,
     )
-    fid = fid_from_statistics(statistics, samples.clamp(-1, 1))
-    row = dict(solver=cell.solver_label, step_schedule=cell.schedule_label, budget=cell.budget, nfe=nfe, fid=fid, seconds=seconds, reference=cell.reference)
-    return row, samples
+    return moments(extractor, samples.clamp(-1, 1)), samples[:keep], nfe, seconds
+
+
+def cell_row(cell, shards, statistics):
+    """The row of a cell from its shards: solver and step_schedule (labels with their options),
+    budget, nfe (spent), fid (of the merged features), seconds (summed), reference."""
+    fid = fid_from_moments(statistics, [shard[0] for shard in shards])
+    return dict(solver=cell.solver_label, step_schedule=cell.schedule_label, budget=cell.budget, nfe=shards[0][2], fid=fid,
+                seconds=sum(shard[3] for shard in shards), reference=cell.reference)
+
+
+def score_cell(model, cell, noise, statistics, evaluate, *, device="cpu", shards=1):
+    """(row, samples) of one cell sampled from `noise` in `shards` shards one after another."""
+    parts = [sample_shard(model, cell, noise[start:end], statistics.inception, evaluate, first, device=device)
+             for first, start, end in shard_ranges(len(noise), evaluate.batch_size, shards)]
+    return cell_row(cell, parts, statistics), torch.cat([part[1] for part in parts])

@@ -1,22 +1,37 @@
 """MLflow tracking: one experiment per study, one run per training configuration, a nested run per
 (solver, step schedule, NFE budget). Runs are found again by a deterministic key tag, so a retried
-or resumed task continues its run instead of creating a duplicate."""
+or resumed task continues its run instead of creating a duplicate; a run whose process died without
+closing it (SIGKILL, power loss) is marked KILLED the next time a stage opens the experiment."""
 
 import os
+import socket
 import time
 from pathlib import Path
 
+import psutil
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 KEY = "study.key"
+OWNER = "study.owner"  # host:pid:process start time of the process that holds the run open
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
+def store_root(root):
+    """The repository whose MLflow store a run under `root` uses: `root` itself, or, for a DVC
+    experiment that runs in a temporary copy (<repo>/.dvc/tmp/exps/...: `dvc exp run --queue`,
+    `--temp`), the repository it was started from, so that its runs outlive the copy."""
+    root = Path(root).resolve()
+    for parent in root.parents:
+        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
+            return parent.parent.parent.parent
+    return root
+
+
 def tracking_uri(root):
-    """MLFLOW_TRACKING_URI if set, else a SQLite file at an absolute path in the repository `root`
-    (absolute, so DVC experiments that run in temporary copies log to the same store)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve() / 'mlflow.db'}"
+    """MLFLOW_TRACKING_URI if set, else the SQLite file mlflow.db of `store_root(root)`, at an
+    absolute path."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
 def is_local(uri):
@@ -34,9 +49,38 @@ def experiment(client, name, artifact_root):
 
 
 def open_experiment(root, name, artifact_root):
-    """(client, experiment id) of the study's store under `root`, created and migrated on first use."""
+    """(client, experiment id) of the study's store under `root`, created and migrated on first use;
+    runs left RUNNING by dead processes of this host are closed as KILLED."""
     client = MlflowClient(tracking_uri(root))
-    return client, experiment(client, name, artifact_root)
+    experiment_id = experiment(client, name, artifact_root)
+    close_orphans(client, experiment_id)
+    return client, experiment_id
+
+
+def owner(pid=None):
+    """`host:pid:start time` of process `pid` (default this one): unique even when pids are reused."""
+    process = psutil.Process(pid)
+    return f"{socket.gethostname()}:{process.pid}:{process.create_time():.2f}"
+
+
+def alive(run_owner):
+    """Whether the process named by an OWNER tag still runs; None if it belongs to another host."""
+    host, pid, _ = run_owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return None
+    try:
+        return owner(int(pid)) == run_owner
+    except psutil.NoSuchProcess:
+        return False
+
+
+def close_orphans(client, experiment_id):
+    """Mark KILLED every RUNNING run of the experiment whose owning process on this host has ended."""
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=10000):
+        run_owner = run.data.tags.get(OWNER)
+        if run_owner and alive(run_owner) is False:
+            client.set_tag(run.info.run_id, "failure", f"its process ({run_owner}) ended without closing the run")
+            client.set_terminated(run.info.run_id, "KILLED")
 
 
 def run_for(client, experiment_id, key, name, *, parent=None, tags=None):
@@ -46,8 +90,9 @@ def run_for(client, experiment_id, key, name, *, parent=None, tags=None):
         run_id = existing[0].info.run_id
         if existing[0].info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, OWNER, owner())
         return run_id
-    run_tags = {KEY: key, **(tags or {})}
+    run_tags = {KEY: key, OWNER: owner(), **(tags or {})}
     if parent is not None:
         run_tags["mlflow.parentRunId"] = parent
     return client.create_run(experiment_id, run_name=name, tags=run_tags).info.run_id
@@ -77,3 +122,12 @@ def log_cell(client, experiment_id, parent, key, row, tags):
                      params=[Param("budget", str(row["budget"]))])
     client.set_terminated(run_id, "FINISHED")
     return run_id
+
+
+def logged_cell(client, experiment_id, key):
+    """(run id, {fid, nfe, seconds}) of the FINISHED cell run tagged `key`, or None if there is none."""
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{KEY}` = '{key}' and attributes.status = 'FINISHED'",
+                              max_results=1)
+    if runs and {"fid", "nfe", "seconds"} <= set(runs[0].data.metrics):
+        return runs[0].info.run_id, {m: runs[0].data.metrics[m] for m in ("fid", "nfe", "seconds")}
+    return None

@@ -73,12 +73,16 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
         if on_step is not None:
             on_step(step, loss)
         if step % config.checkpoint_every == 0 or step == config.steps:
-            state = {
-                "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                "data_order": data_order.get_state(), "noise": noise.get_state(), "step": step, "fingerprint": fingerprint,
-            }
-            save_checkpoint(state, checkpoint_dir)
+            save_checkpoint(training_state(model, ema, optimizer, data_order, noise, step, fingerprint), checkpoint_dir)
     return ema.model
+
+
+def training_state(model, ema, optimizer, data_order, noise, step, fingerprint):
+    """What a checkpoint holds: all that a resumed run needs to go on as if uninterrupted."""
+    return {
+        "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+        "data_order": data_order.get_state(), "noise": noise.get_state(), "step": step, "fingerprint": fingerprint,
+    }
 
 
 def load_trained(config, checkpoint_dir, sample_shape, *, device="cpu", log=print):

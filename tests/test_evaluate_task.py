@@ -4,13 +4,14 @@ reproducible, and the data floor below a model's FID."""
 import math
 
 import pytest
+import torch
 
 from flows.params import Configuration, Evaluate
 from models.features import Classifier, train_classifier
 from models.fid import FeatureExtractor, real_statistics
 from tasks.data import load_digits_images, split
 from models.fid import fid_from_statistics
-from tasks.evaluate import cells, score_cell
+from tasks.evaluate import cells, score_cell, shard_ranges
 from tasks.sample import initial_noise
 from tasks.train import train
 
@@ -45,3 +46,23 @@ def test_every_cell_and_the_reference_are_scored(model, statistics, digits):
     assert [r["fid"] for r in rows] == [r["fid"] for r in again]
     floor = fid_from_statistics(statistics, digits.test_images)
     assert 0 < floor < min(r["fid"] for r in rows)
+
+
+@pytest.mark.parametrize("shards", [2, 3, 5])
+def test_sharded_scoring_gives_the_samples_and_fid_of_one_pass(model, statistics, shards):
+    """Shards are runs of whole sampling batches, the stochastic solver's noise is drawn per batch,
+    and the shards' feature moments add up: the same samples and (to float64 rounding) the same FID."""
+    evaluate = Evaluate(solvers=[{"name": "ddpm"}, {"name": "heun"}], step_schedules=[{"name": "karras"}], nfe=[8],
+                        reference_nfe=15, num_samples=100, batch_size=20)
+    noise = initial_noise(evaluate.num_samples, (1, 8, 8), evaluate.seed)
+    for cell in cells(evaluate):
+        whole, whole_samples = score_cell(model, cell, noise, statistics, evaluate)
+        split_row, split_samples = score_cell(model, cell, noise, statistics, evaluate, shards=shards)
+        assert torch.equal(whole_samples, split_samples)
+        assert split_row["fid"] == pytest.approx(whole["fid"], rel=1e-9, abs=1e-9) and split_row["nfe"] == whole["nfe"]
+
+
+def test_shards_are_whole_batches_covering_every_sample_once():
+    assert shard_ranges(100, 20, 3) == [(0, 0, 40), (2, 40, 60), (3, 60, 100)]
+    assert shard_ranges(1000, 2000, 4) == [(0, 0, 1000)]  # one batch: one shard
+    assert shard_ranges(50, 20, 8) == [(0, 0, 20), (1, 20, 40), (2, 40, 50)]

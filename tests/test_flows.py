@@ -1,14 +1,18 @@
 """The Prefect flows: stage entry points refuse bad input before any work, and the whole study as one
 flow (`python -m flows.study`) runs the expected task graph against a real (temporary) Prefect API."""
 
+import contextlib
 import csv
 import json
 import os
+import shutil
+import signal as signal_module
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import yaml
@@ -18,9 +22,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
+from flows.evaluate import evaluate_one
 from flows.study import run_study
 from flows.workspace import Workspace, main
 from tasks.data import save_dataset
+from tasks.tracking import open_experiment
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -58,6 +64,18 @@ def test_an_unknown_configuration_is_named_with_the_allowed_ones(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_overrides_on_the_command_line_are_validated_and_reach_the_flow(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY))
+    seen = []
+    record = flow(name="record")(lambda params, root, overrides=None: seen.append(overrides))
+    assert main(record, argv=["--params", str(params), "--set", "evaluate.nfe=[4, 6]", "--set", "orchestration.fid_shards=2"]) == 0
+    assert seen == [{"evaluate.nfe": [4, 6], "orchestration.fid_shards": 2}]
+    for bad in ("evaluate.nfe=[4, x]", "evaluate.nfe", "train.configurations.tiny.stepz=3"):
+        assert main(record, argv=["--params", str(params), "--set", bad]) == 2
+    assert len(seen) == 1
+
+
 def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_is_reported(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = tmp_path / "params.yaml"
@@ -68,14 +86,14 @@ def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_
         with get_client(sync_client=True) as client:
             flow_runs = client.read_flow_runs()
             flows = {run.id: client.read_flow(run.flow_id).name for run in flow_runs}
-            assert sorted(flows.values()) == sorted(["study", "prepare", "features", "train", "train", "evaluate", "evaluate", "report"])
+            assert sorted(flows.values()) == sorted(["study", "prepare", "features", "configurations", "train", "train", "evaluate", "evaluate", "report"])
             assert all(run.state.is_completed() for run in flow_runs)
             evaluations = [run.id for run in flow_runs if flows[run.id] == "evaluate"]
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=evaluations)))
     counts = {}
     for task_run in tasks:
         counts[task_run.task_key.rsplit("-", 1)[0]] = counts.get(task_run.task_key.rsplit("-", 1)[0], 0) + 1
-    assert counts["score_cell"] == 3 and counts["log_cell"] == 3  # 2 solvers x 1 schedule x 1 budget + the reference
+    assert counts["score_shard"] == 3 and counts["log_cell"] == 3  # 2 solvers x 1 schedule x 1 budget + the reference
     workspace = Workspace(tmp_path)
     assert (workspace.results("tiny") / "samples" / "ddim_eta=1.0_karras_4.png").is_file()
     assert (workspace.reports / "fid_vs_nfe.png").is_file() and (workspace.root / "mlflow.db").is_file()
@@ -89,24 +107,61 @@ def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_
     assert run.info.status == "FAILED" and "diverged at step" in run.data.tags["failure"]
 
 
-def test_a_terminated_training_ends_its_mlflow_run_failed_not_running(tmp_path):
+def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY))
+    workspace = Workspace(tmp_path)
+    with prefect_test_harness():
+        run_study(params=str(params), root=str(tmp_path))
+        first = json.loads((workspace.results("tiny") / "cells.json").read_text())
+        shutil.rmtree(workspace.results("tiny"))  # as DVC does before it re-runs a stage
+        state = evaluate_one(configuration="tiny", params=str(params), root=str(tmp_path), return_state=True)
+        with get_client(sync_client=True) as client:
+            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    names = [task_run.task_key.rsplit("-", 1)[0] for task_run in tasks]
+    assert names.count("logged_row") == 3 and "score_shard" not in names and "log_cell" not in names
+    assert json.loads((workspace.results("tiny") / "cells.json").read_text()) == first
+    grid = workspace.results("tiny") / "samples" / "ddim_eta=1.0_karras_4.png"
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(client.search_runs([client.get_experiment_by_name("tiny").experiment_id])) == 1 + 3 + 1  # no duplicate cells
+
+
+@pytest.mark.parametrize("signal", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_training_ends_its_mlflow_run_failed_or_killed_not_running(tmp_path, signal):
     """SIGTERM (a stopped `dvc repro`, a scheduler): Prefect turns it into an exception in the flow,
-    and the training task marks its run FAILED on the way out."""
+    and the training task marks its run FAILED on the way out. SIGKILL leaves no way out: the next
+    stage to open the experiment finds the run's process gone and marks the run KILLED."""
     params = tmp_path / "params.yaml"
     long = {**TINY["train"]["configurations"]["tiny"], "steps": 1_000_000, "checkpoint_every": 1_000_000}
     params.write_text(yaml.safe_dump({**TINY, "train": {"configurations": {"tiny": long}}}))
     save_dataset(Workspace(tmp_path).data / "train.pt", torch.rand(64, 1, 8, 8) * 2 - 1, torch.zeros(64, dtype=torch.int64))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_HOME": str(tmp_path / "prefect")}
-    child = subprocess.Popen([sys.executable, "-m", "flows.train", "--params", str(params), "--configuration", "tiny", "--root", str(tmp_path)],
-                             cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    client, deadline = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), time.monotonic() + 120
-    while time.monotonic() < deadline and not running_loss(client):
-        time.sleep(1)
-    assert running_loss(client), child.stderr.read() if child.poll() is not None else "no loss logged in 120 s"
-    child.terminate()
-    assert child.wait(timeout=60) != 0
-    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
-    assert run.info.status == "FAILED"
+    log, started = tmp_path / "train.log", []
+    with open(log, "w") as output:  # its own session: the Prefect API it starts is stopped with it below
+        child = subprocess.Popen([sys.executable, "-m", "flows.train", "--params", str(params), "--configuration", "tiny", "--root", str(tmp_path)],
+                                 cwd=PROJECT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        client, deadline = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), time.monotonic() + 180
+        while time.monotonic() < deadline and not running_loss(client):
+            time.sleep(1)
+        assert running_loss(client), f"no loss logged in 180 s:\n{log.read_text()[-3000:]}"
+        started += psutil.Process(child.pid).children(recursive=True)  # Prefect's ephemeral API server
+        child.send_signal(getattr(signal_module, signal))
+        assert child.wait(timeout=60) != 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal_module.SIGKILL)
+        for process in started:  # a SIGKILLed stage leaves it running
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+    experiment_id = client.get_experiment_by_name("tiny").experiment_id
+    if signal == "SIGKILL":
+        assert client.search_runs([experiment_id])[0].info.status == "RUNNING"
+        open_experiment(tmp_path, "tiny", tmp_path / "mlartifacts")  # what every stage does first
+    (run,) = client.search_runs([experiment_id])
+    assert run.info.status == {"SIGTERM": "FAILED", "SIGKILL": "KILLED"}[signal]
 
 
 def running_loss(client):

@@ -3,6 +3,7 @@ Prefect (a `prefect server` on 127.0.0.1, through `python -m flows.repro`) and M
 store); then a no-op second `dvc repro`, stage selectivity of a changed configuration, and
 `dvc plots show`."""
 
+import contextlib
 import csv
 import json
 import math
@@ -10,11 +11,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from mlflow import MlflowClient
+
+from flows.servers import mlflow_server, prefect_server, stop
 
 PROJECT = Path(__file__).resolve().parents[1]
 SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots"]
@@ -27,10 +32,9 @@ def run(command, cwd, env):
     return done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    """The smoke study reproduced once in a fresh git + DVC repository: (repo, env, first repro's output)."""
-    repo = tmp_path_factory.mktemp("study")
+def smoke_repository(repo, params=None):
+    """A git repository at `repo` holding the project's pipeline and `params` (default: the smoke
+    study) as params.yaml: its env."""
     for name in SOURCES:
         source, target = PROJECT / name, repo / name
         if source.is_dir():
@@ -38,7 +42,10 @@ def study(tmp_path_factory):
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target)
-    shutil.copy(PROJECT / "profiles" / "smoke.yaml", repo / "params.yaml")
+    if params is None:
+        shutil.copy(PROJECT / "profiles" / "smoke.yaml", repo / "params.yaml")
+    else:
+        (repo / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
     env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "PREFECT_HOME": str(repo / ".prefect-home"),
             "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "test",
@@ -47,6 +54,14 @@ def study(tmp_path_factory):
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "smoke study"], repo, env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """The smoke study reproduced once in a fresh git + DVC repository: (repo, env, first repro's output)."""
+    repo = tmp_path_factory.mktemp("study")
+    env = smoke_repository(repo)
     output = run([sys.executable, "-m", "flows.repro"], repo, env)
     return repo, env, output
 
@@ -129,3 +144,97 @@ def test_an_experiment_with_a_changed_parameter_runs(study):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     variant = client.get_experiment_by_name("smoke-variant")
     assert [r.info.run_name for r in client.search_runs([variant.experiment_id])] == ["report"]
+
+
+def test_a_killed_repro_resumes_where_it_stopped_and_leaves_no_run_open(tmp_path):
+    """SIGKILL to the whole `python -m flows.repro` process group (DVC, the stage, Prefect) once the
+    first configuration's first checkpoint is written; the second repro resumes that training from
+    the checkpoint, finishes every stage, and MLflow holds one closed run per configuration."""
+    smoke = yaml.safe_load((PROJECT / "profiles" / "smoke.yaml").read_text())
+    smoke["features"]["steps"] = 100
+    smoke["train"]["configurations"] = {"edm": smoke["train"]["configurations"]["edm"]}
+    smoke["evaluate"] |= {"solvers": [{"name": "euler"}], "nfe": [4], "reference_nfe": 7, "num_samples": 100}
+    env = smoke_repository(tmp_path, smoke)
+    log = tmp_path / "killed.log"
+    with open(log, "w") as output:
+        repro = subprocess.Popen([sys.executable, "-m", "flows.repro"], cwd=tmp_path, env=env, stdout=output,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and repro.poll() is None and not list((tmp_path / "checkpoints" / "edm").glob("step-*.pt")):
+            time.sleep(0.5)
+        assert repro.poll() is None, f"repro ended before the first checkpoint:\n{log.read_text()[-3000:]}"
+    finally:
+        processes = [psutil.Process(repro.pid), *psutil.Process(repro.pid).children(recursive=True)]
+        for process in processes:  # the whole tree at once, as a power cut would
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+    repro.wait()
+    assert not (tmp_path / "dvc.lock").exists() or "train@edm" not in (tmp_path / "dvc.lock").read_text()
+    output = run([sys.executable, "-m", "flows.repro"], tmp_path, env)
+    assert "edm: resuming at step 100" in output
+    for stage in STAGES[:2]:
+        assert f"Stage '{stage}' didn't change, skipping" in output
+    for stage in ("train@edm", "evaluate@edm", "report"):
+        assert f"Running stage '{stage}'" in output
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("design-space-smoke").experiment_id], max_results=1000)
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    assert sorted(run.info.run_name for run in runs if "mlflow.parentRunId" not in run.data.tags) == ["edm", "report"]
+    edm = next(run for run in runs if run.info.run_name == "edm")
+    assert [m.step for m in client.get_metric_history(edm.info.run_id, "loss")][-1] == 200
+
+
+def test_a_deployment_run_on_a_worker_gives_the_repro_results_and_logs_to_an_mlflow_server(study, tmp_path, monkeypatch):
+    """`prefect deploy --all` (prefect.yaml) to a real `prefect server`, a process work pool and
+    worker, `prefect deployment run 'study/design-space'` with an override, MLflow through a real
+    `mlflow server`: the run completes, its FIDs are those of `dvc repro`, and the server holds its runs."""
+    repo, _, _ = study
+    project = tmp_path / "project"
+    env = smoke_repository(project)
+    shutil.copy(PROJECT / "prefect.yaml", project / "prefect.yaml")
+    monkeypatch.setenv("PREFECT_HOME", env["PREFECT_HOME"])  # the server's database, new for this test
+    with prefect_server() as api, mlflow_server(project) as tracking:
+        env |= {"PREFECT_API_URL": api, "MLFLOW_TRACKING_URI": tracking}
+        prefect = [sys.executable, "-m", "prefect"]
+        run([*prefect, "work-pool", "create", "design-space", "--type", "process"], project, env)
+        run([*prefect, "--no-prompt", "deploy", "--all"], project, env)
+        with open(tmp_path / "worker.log", "w") as log:
+            worker = subprocess.Popen([*prefect, "worker", "start", "--pool", "design-space"], cwd=project, env=env, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            output = run([*prefect, "deployment", "run", "study/design-space", "--param", 'overrides={"mlflow.experiment": "deployed"}',
+                          "--watch", "--watch-timeout", "900"], project, env)
+        finally:
+            stop(worker)
+        assert "Completed" in output, output[-3000:]
+        client = MlflowClient(tracking)
+        runs = client.search_runs([client.get_experiment_by_name("deployed").experiment_id], max_results=1000)
+        assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags) == ["edm", "report", "vp-eps"]
+        assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 3 + 2 * 7
+    repro = json.loads((repo / "reports" / "summary.json").read_text())["configurations"]
+    deployed = json.loads((project / "reports" / "summary.json").read_text())["configurations"]
+    for name in ("edm", "vp-eps"):
+        assert deployed[name]["reference_fid"] == pytest.approx(repro[name]["reference_fid"], rel=1e-6)
+
+
+def test_queued_experiments_run_in_parallel_and_log_to_the_repository_store(study):
+    """`dvc exp run --queue` x 2 and `dvc queue start -j 2`: each experiment runs in a temporary
+    copy under .dvc/tmp/exps, and its MLflow runs land in the repository's own mlflow.db."""
+    repo, env, _ = study
+    run(["git", "add", "-A"], repo, env)  # dvc.lock and DVC's .gitignore entries, committed as after any repro
+    run(["git", "commit", "-qm", "reproduced"], repo, env)
+    for name in ("queued-a", "queued-b"):
+        run([sys.executable, "-m", "dvc", "exp", "run", "--queue", "-S", f"mlflow.experiment={name}"], repo, env)
+    run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], repo, env)
+    deadline, status = time.monotonic() + 600, ""
+    while time.monotonic() < deadline:
+        status = run([sys.executable, "-m", "dvc", "queue", "status"], repo, env)
+        if status.count("Success") + status.count("Failed") >= 2:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    for name in ("queued-a", "queued-b"):
+        runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+        assert [(r.info.run_name, r.info.status) for r in runs] == [("report", "FINISHED")]

@@ -1,9 +1,13 @@
 """MLflow tracking against a real SQLite store: runs found again by key, nested cell runs, tags."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from mlflow import MlflowClient
 
-from tasks.tracking import experiment, log_cell, run_for, tracking_uri
+from tasks.tracking import OWNER, experiment, log_cell, open_experiment, run_for, store_root, tracking_uri
 
 
 @pytest.fixture
@@ -43,3 +47,28 @@ def test_cells_are_nested_runs_with_metrics_and_axis_tags(client):
     assert run.data.tags["schedule"] == "edm" and run.data.tags["solver"] == "heun"
     assert run.info.status == "FINISHED"
     assert len(client.search_runs([experiment_id])) == 2
+
+
+def test_runs_of_dead_processes_are_closed_killed_and_live_ones_left_running(client):
+    client, root = client
+    experiment_id = experiment(client, "study", root / "artifacts")
+    code = ("import sys; from mlflow import MlflowClient; from tasks.tracking import run_for; "
+            "print(run_for(MlflowClient(sys.argv[1]), sys.argv[2], 'study/dead', 'dead'))")
+    dead = subprocess.run([sys.executable, "-c", code, client.tracking_uri, experiment_id], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[1]).stdout.split()[-1]
+    live = run_for(client, experiment_id, "study/live", "live")
+    elsewhere = run_for(client, experiment_id, "study/elsewhere", "elsewhere")
+    client.set_tag(elsewhere, OWNER, "another-host:1:1.00")
+    assert client.get_run(dead).info.status == "RUNNING"
+    _, reopened = open_experiment(root, "study", root / "artifacts")
+    assert reopened == experiment_id
+    assert client.get_run(dead).info.status == "KILLED" and "ended without closing" in client.get_run(dead).data.tags["failure"]
+    assert client.get_run(live).info.status == "RUNNING" and client.get_run(elsewhere).info.status == "RUNNING"
+
+
+def test_a_dvc_experiment_in_a_temporary_copy_logs_to_the_repository_it_came_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    copy = tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmpab12cd"
+    assert store_root(copy) == store_root(copy / "sub") == (tmp_path / "repo").resolve()
+    assert tracking_uri(copy) == f"sqlite:///{(tmp_path / 'repo').resolve()}/mlflow.db"
+    assert store_root(tmp_path / "repo" / "exps") == (tmp_path / "repo" / "exps").resolve()
