@@ -1,9 +1,11 @@
 """What orchestration costs and what Dask workers gain, on the study itself.
 
     python -m benchmarks.orchestration overhead [--params params.yaml]
-        `python -m flows.repro` (dvc repro, one Prefect server) on a fresh git copy of the project:
-        wall time, time inside Prefect tasks (the union of their intervals, from the Prefect API),
-        and the rest (process starts, imports, Prefect, MLflow, DVC) as a share of the wall time.
+        `python -m flows.repro` (dvc repro, one Prefect server) on a fresh git copy of the project,
+        the server's start and stop included:
+        per stage, its flow run's time and the time inside its Prefect tasks (the union of their
+        intervals, from the Prefect API); the time between flow runs (DVC, process starts, imports);
+        and everything outside tasks (Prefect, MLflow, DVC, imports) as a share of the wall time.
     python -m benchmarks.orchestration runners [--params profiles/smoke.yaml] [--repeats 3]
         `python -m flows.study` with the local task runner, Dask with 1 worker and with 2 workers,
         each repeat on a fresh root: median wall time and the speed-up of 2 workers over 1.
@@ -42,16 +44,10 @@ def copy_project(target, params):
     shutil.copy(params, target / "params.yaml")
 
 
-def inside_tasks(api):
-    """Seconds covered by at least one Prefect task run (the union of their intervals)."""
-    os.environ["PREFECT_API_URL"] = api
-    runs, page = [], None
-    with get_client(sync_client=True) as client:
-        while page is None or len(page) == 200:
-            page = client.read_task_runs(limit=200, offset=len(runs))
-            runs += page
+def union(intervals):
+    """Seconds covered by at least one of the (start, end) intervals."""
     covered, end = 0.0, None
-    for start, stop in sorted((run.start_time, run.end_time) for run in runs if run.start_time and run.end_time):
+    for start, stop in sorted(intervals):
         if end is None or start > end:
             covered, end = covered + (stop - start).total_seconds(), stop
         elif stop > end:
@@ -59,24 +55,56 @@ def inside_tasks(api):
     return covered
 
 
+def read_all(read):
+    runs, page = [], None
+    while page is None or len(page) == 200:
+        page = read(limit=200, offset=len(runs))
+        runs += page
+    return runs
+
+
+def stage_times(api):
+    """[{stage, flow_s, tasks_s}] for every flow run on the Prefect server at `api` (one per DVC stage),
+    in start order, and the union of all flow runs' and of all task runs' intervals."""
+    os.environ["PREFECT_API_URL"] = api
+    with get_client(sync_client=True) as client:
+        flows = read_all(client.read_flow_runs)
+        tasks = read_all(client.read_task_runs)
+        names = {flow_id: client.read_flow(flow_id).name for flow_id in {run.flow_id for run in flows}}
+    spans = lambda runs: [(run.start_time, run.end_time) for run in runs if run.start_time and run.end_time]
+    stages = []
+    for run in sorted(flows, key=lambda run: run.start_time):
+        configuration = run.parameters.get("configuration")
+        own = [task for task in tasks if task.flow_run_id == run.id]
+        stages.append({"stage": names[run.flow_id] + (f"@{configuration}" if configuration else ""),
+                       "flow_s": (run.end_time - run.start_time).total_seconds(), "tasks_s": union(spans(own))})
+    return stages, union(spans(flows)), union(spans(tasks))
+
+
 def overhead(params):
-    with tempfile.TemporaryDirectory() as folder, prefect_server() as api:
-        repo = Path(folder)
+    """`python -m flows.repro` as a user runs it (its own Prefect server's start and stop included), on
+    a fresh Prefect database, which a second server then reads back."""
+    with tempfile.TemporaryDirectory() as folder:
+        repo, home = Path(folder) / "repo", Path(folder) / "prefect-home"
+        repo.mkdir()
         copy_project(repo, params)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_API_URL": api}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))} | {"PREFECT_HOME": str(home)}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
         for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "b"]):
             subprocess.run(command, cwd=repo, env=env, check=True)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "flows.repro"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
-        inside = inside_tasks(api)
-    rows = [{"params": str(params), "wall_s": wall, "inside_tasks_s": inside, "orchestration_s": wall - inside,
-             "orchestration_share": (wall - inside) / wall}]
-    print("| params | wall | inside tasks | orchestration | share |\n|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['params']} | {r['wall_s']:.0f} s | {r['inside_tasks_s']:.0f} s | {r['orchestration_s']:.0f} s | {100 * r['orchestration_share']:.1f} % |")
-    return rows
+        os.environ["PREFECT_HOME"] = str(home)
+        with prefect_server() as api:
+            stages, in_flows, inside = stage_times(api)
+    print("| stage | flow run | inside tasks | in the flow, outside tasks |\n|---|---|---|---|")
+    for row in stages:
+        print(f"| {row['stage']} | {row['flow_s']:.1f} s | {row['tasks_s']:.1f} s | {row['flow_s'] - row['tasks_s']:.1f} s |")
+    print(f"| between flow runs (DVC, process starts, imports) | {wall - in_flows:.1f} s | | |")
+    print(f"| whole `dvc repro` | {wall:.1f} s | {inside:.1f} s | orchestration {wall - inside:.1f} s = {100 * (wall - inside) / wall:.1f} % |")
+    return [{"params": str(params), "wall_s": wall, "in_flow_runs_s": in_flows, "inside_tasks_s": inside,
+             "orchestration_s": wall - inside, "orchestration_share": (wall - inside) / wall, "stages": stages}]
 
 
 def runners(params, repeats):

@@ -6,7 +6,6 @@ features are merged into one FID. A cell already logged with the same
 settings (a re-run or an interrupted stage) is read back from MLflow instead of sampled again."""
 
 import json
-import re
 
 import torch
 
@@ -21,7 +20,8 @@ from tqdm import tqdm
 from tasks.device import device
 from tasks.evaluate import cell_row, cells, sample_shard, shard_ranges
 from tasks.features import load_statistics
-from tasks.report import fid_vs_nfe_figure, sample_grid, save_figure, summary, write_csv, write_json
+from tasks.files import write_csv, write_json
+from tasks.report import COLUMNS, fid_vs_nfe_figure, file_name, sample_grid, save_figure, summary
 from tasks.sample import initial_noise
 from tasks.tracking import log_cell, logged_cell
 from tasks.train import load_trained
@@ -30,8 +30,6 @@ from .params import load_params
 from .workspace import Workspace, axis_tags, configuration_key, configuration_run, fingerprint, main, named_configuration
 
 GRID_IMAGES = 64  # samples shown per cell
-COLUMNS = ["configuration", "solver", "step_schedule", "series", "budget", "nfe", "fid", "seconds"]
-
 load_model = task(load_trained, name="load trained model", cache_policy=NO_CACHE)
 load_real_statistics = task(load_statistics, name="load real statistics", cache_policy=NO_CACHE)
 record = task(log_cell, name="log cell to MLflow", cache_policy=NO_CACHE)
@@ -42,10 +40,6 @@ def score_shard(model, cell, noise, extractor, evaluate, first_batch):
     """`tasks.evaluate.sample_shard` on the device of the worker that runs it, keeping the samples a grid shows."""
     where = device()
     return sample_shard(model, cell, noise, extractor.to(where), evaluate, first_batch, device=where, keep=GRID_IMAGES)
-
-
-def file_name(label):
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label)
 
 
 @task(name="reuse logged cell", cache_policy=NO_CACHE)

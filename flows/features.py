@@ -11,7 +11,7 @@ from tasks.device import device
 from tasks.checkpoints import save_atomic
 from tasks.data import TrainTest, load_dataset
 from tasks.features import fit
-from tasks.report import write_json
+from tasks.files import write_json
 
 from .params import load_params
 from .workspace import Workspace, main

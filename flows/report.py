@@ -11,10 +11,10 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.report import best_per_budget, fid_vs_nfe_figure, save_figure, summary, write_csv, write_json
+from tasks.files import write_csv, write_json
+from tasks.report import COLUMNS, best_per_budget, fid_vs_nfe_figure, file_name, save_figure, summary
 from tasks.tracking import open_experiment, run_for
 
-from .evaluate import COLUMNS, file_name
 from .params import load_params
 from .workspace import Workspace, fingerprint, main
 

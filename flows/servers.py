@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -92,15 +93,27 @@ def mlflow_server(root=".", port=None):
         yield url
 
 
+@contextmanager
+def prefect_and_mlflow_servers(root=".", prefect_port=None, mlflow_port=None):
+    """(Prefect API URL, MLflow tracking URI) of `prefect_server()` and `mlflow_server(root)`, started
+    at once: each takes 10-25 s to come up here, most of it migrating a new database."""
+    managers = [prefect_server(prefect_port), mlflow_server(root, mlflow_port)]
+    with ExitStack() as stack, ThreadPoolExecutor(len(managers)) as pool:
+        started = [pool.submit(manager.__enter__) for manager in managers]
+        wait(started)
+        for manager, future in zip(managers, started):
+            if future.exception() is None:
+                stack.push(manager.__exit__)  # stopped on the way out, also when the other failed to start
+        yield tuple(future.result() for future in started)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m flows.servers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=".", help="the repository root whose MLflow store the server serves (default: .)")
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     args = parser.parse_args(argv)
-    with ExitStack() as servers:
-        prefect = servers.enter_context(prefect_server(args.prefect_port))
-        mlflow = servers.enter_context(mlflow_server(args.root, args.mlflow_port))
+    with prefect_and_mlflow_servers(args.root, args.prefect_port, args.mlflow_port) as (prefect, mlflow):
         print(f"export PREFECT_API_URL={prefect}\nexport MLFLOW_TRACKING_URI={mlflow}\n"
               f"Prefect UI: {prefect.removesuffix('/api')}   MLflow UI: {mlflow}   (Ctrl-C stops both)", flush=True)
         try:

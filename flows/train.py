@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from tasks.device import device
 from tasks.data import load_dataset
-from tasks.report import write_json
+from tasks.files import write_json
 from tasks.tracking import log_curve
 from tasks.train import train
 

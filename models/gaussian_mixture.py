@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 
 
 class GaussianMixture:
@@ -55,6 +54,8 @@ class GaussianMixture:
     def flow(self, x, sigma_from, sigma_to, rtol=1e-12, atol=1e-12):
         """Reference solution of the probability-flow ODE dx/dsigma = (x - D)/sigma from sigma_from
         to sigma_to > 0, by DOP853 in u = log(sigma) (Hairer et al.), float64."""
+        from scipy.integrate import solve_ivp  # imported here: every stage imports this module, few solve the ODE
+
         shape = x.shape
 
         def rhs(u, y):

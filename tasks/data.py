@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 
 from models.gaussian_mixture import GaussianMixture
 
@@ -37,6 +36,8 @@ class TrainTest(NamedTuple):
 
 def load_digits_images():
     """scikit-learn's 1,797 8x8 digits: images [N, 1, 8, 8] mapped from 0..16 onto [-1, 1], labels [N]."""
+    from sklearn.datasets import load_digits  # imported here: scikit-learn costs every stage 2.5 s otherwise
+
     digits = load_digits()
     images = torch.from_numpy(digits.images).to(torch.float32).unsqueeze(1) / 8 - 1
     return images, torch.from_numpy(digits.target).to(torch.int64)

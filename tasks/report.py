@@ -1,14 +1,12 @@
-"""Report: sample grids, FID-versus-NFE figures, the best cell per budget, a closing summary, and CSV,
-JSON and PNG files written atomically; pure functions of the evaluation rows.
+"""Report: sample grids, FID-versus-NFE figures, the best cell per budget, a closing summary (its CSV and
+JSON files through tasks/files.py), PNG files written atomically; pure functions of the evaluation rows.
 
 A row is a dict: configuration, solver, step_schedule, budget, nfe (spent), fid (NaN or inf for a failed
 cell), seconds, reference (True for the one high-NFE reference cell of each configuration).
 """
 
-import csv
-import io
-import json
 import math
+import re
 from textwrap import fill
 
 import matplotlib.image
@@ -17,6 +15,8 @@ from matplotlib.figure import Figure
 
 from .checkpoints import atomic_open
 
+
+COLUMNS = ["configuration", "solver", "step_schedule", "series", "budget", "nfe", "fid", "seconds"]  # of the CSV files
 SEPARATOR = 255  # white 1-pixel lines between the images of a grid, and white empty slots
 
 
@@ -44,6 +44,11 @@ def sample_grid(images, path, columns=None):
     """Write `sample_grid_array(images, columns)` to `path` as one PNG, atomically."""
     with atomic_open(path) as file:
         matplotlib.image.imsave(file, sample_grid_array(images, columns), format="png")
+
+
+def file_name(label):
+    """A cell label such as "heun/karras/8" as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label)
 
 
 LINE_STYLES = ["-", "--", ":", "-."]
@@ -157,35 +162,3 @@ def summary(rows, floor, failures=None):
             "best_nfe_le_20": best_cell([row for row in cells if row["nfe"] <= 20]),
         }
     return result
-
-
-def write_csv(rows, path, columns):
-    """Write `rows` to `path` as CSV with a header of `columns` (other keys left out), atomically."""
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(text.getvalue(), path)
-
-
-def json_safe(value):
-    """`value` with every NaN or infinite float, at any depth of dicts, lists and tuples, replaced by
-    None: strict JSON has neither."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    return value
-
-
-def write_json(obj, path):
-    """Write `obj` to `path` as strict JSON (non-finite floats as null, indent 2, keys in order), atomically."""
-    write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n", path)
-
-
-def write_text(text, path):
-    """Write `text` to `path` as UTF-8, atomically."""
-    with atomic_open(path) as file:
-        file.write(text.encode("utf-8"))

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import torch
 import yaml
@@ -81,7 +80,7 @@ def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_
     params = tmp_path / "params.yaml"
     unstable = {**TINY["train"]["configurations"]["tiny"], "lr": 1e12, "grad_clip": None, "warmup_steps": 0}
     params.write_text(yaml.safe_dump({**TINY, "train": {"configurations": {**TINY["train"]["configurations"], "unstable": unstable}}}))
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=120):  # its own API: the test reads every flow run
         run_study(params=str(params), root=str(tmp_path))
         with get_client(sync_client=True) as client:
             flow_runs = client.read_flow_runs()
@@ -107,18 +106,17 @@ def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_
     assert run.info.status == "FAILED" and "diverged at step" in run.data.tags["failure"]
 
 
-def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, monkeypatch):
+def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, monkeypatch, prefect_api):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(TINY))
     workspace = Workspace(tmp_path)
-    with prefect_test_harness():
-        run_study(params=str(params), root=str(tmp_path))
-        first = json.loads((workspace.results("tiny") / "cells.json").read_text())
-        shutil.rmtree(workspace.results("tiny"))  # as DVC does before it re-runs a stage
-        state = evaluate_one(configuration="tiny", params=str(params), root=str(tmp_path), return_state=True)
-        with get_client(sync_client=True) as client:
-            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    run_study(params=str(params), root=str(tmp_path))
+    first = json.loads((workspace.results("tiny") / "cells.json").read_text())
+    shutil.rmtree(workspace.results("tiny"))  # as DVC does before it re-runs a stage
+    state = evaluate_one(configuration="tiny", params=str(params), root=str(tmp_path), return_state=True)
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
     names = [task_run.task_key.rsplit("-", 1)[0] for task_run in tasks]
     assert names.count("logged_row") == 3 and "score_shard" not in names and "log_cell" not in names
     assert json.loads((workspace.results("tiny") / "cells.json").read_text()) == first
@@ -129,7 +127,7 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
 
 
 @pytest.mark.parametrize("signal", ["SIGTERM", "SIGKILL"])
-def test_a_stopped_training_ends_its_mlflow_run_failed_or_killed_not_running(tmp_path, signal):
+def test_a_stopped_training_ends_its_mlflow_run_failed_or_killed_not_running(tmp_path, signal, prefect_api):
     """SIGTERM (a stopped `dvc repro`, a scheduler): Prefect turns it into an exception in the flow,
     and the training task marks its run FAILED on the way out. SIGKILL leaves no way out: the next
     stage to open the experiment finds the run's process gone and marks the run KILLED."""
@@ -137,9 +135,9 @@ def test_a_stopped_training_ends_its_mlflow_run_failed_or_killed_not_running(tmp
     long = {**TINY["train"]["configurations"]["tiny"], "steps": 1_000_000, "checkpoint_every": 1_000_000}
     params.write_text(yaml.safe_dump({**TINY, "train": {"configurations": {"tiny": long}}}))
     save_dataset(Workspace(tmp_path).data / "train.pt", torch.rand(64, 1, 8, 8) * 2 - 1, torch.zeros(64, dtype=torch.int64))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_HOME": str(tmp_path / "prefect")}
-    log, started = tmp_path / "train.log", []
-    with open(log, "w") as output:  # its own session: the Prefect API it starts is stopped with it below
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_API_URL": prefect_api}
+    log = tmp_path / "train.log"
+    with open(log, "w") as output:
         child = subprocess.Popen([sys.executable, "-m", "flows.train", "--params", str(params), "--configuration", "tiny", "--root", str(tmp_path)],
                                  cwd=PROJECT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -147,15 +145,11 @@ def test_a_stopped_training_ends_its_mlflow_run_failed_or_killed_not_running(tmp
         while time.monotonic() < deadline and not running_loss(client):
             time.sleep(1)
         assert running_loss(client), f"no loss logged in 180 s:\n{log.read_text()[-3000:]}"
-        started += psutil.Process(child.pid).children(recursive=True)  # Prefect's ephemeral API server
         child.send_signal(getattr(signal_module, signal))
         assert child.wait(timeout=60) != 0
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal_module.SIGKILL)
-        for process in started:  # a SIGKILLed stage leaves it running
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
     experiment_id = client.get_experiment_by_name("tiny").experiment_id
     if signal == "SIGKILL":
         assert client.search_runs([experiment_id])[0].info.status == "RUNNING"

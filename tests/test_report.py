@@ -9,8 +9,8 @@ import matplotlib.image
 import pytest
 import torch
 
-from tasks.report import (best_per_budget, fid_vs_nfe_figure, sample_grid, sample_grid_array, save_figure,
-                          summary, write_csv, write_json)
+from tasks.files import write_csv, write_json
+from tasks.report import best_per_budget, fid_vs_nfe_figure, sample_grid, sample_grid_array, save_figure, summary
 
 
 def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False):

@@ -9,7 +9,6 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId,
                                             FlowRunFilterParentFlowRunId)
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.study import run_study
 from flows.workspace import Workspace
@@ -36,11 +35,10 @@ def study_run(tmp_path, name, orchestration):
     return fids, spans
 
 
-def test_two_dask_workers_give_the_local_fids_and_run_configurations_at_once(tmp_path, monkeypatch):
+def test_two_dask_workers_give_the_local_fids_and_run_configurations_at_once(tmp_path, monkeypatch, prefect_api):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with prefect_test_harness():
-        local, _ = study_run(tmp_path, "local", {"task_runner": "local"})
-        dask, spans = study_run(tmp_path, "dask", {"task_runner": "dask", "dask_workers": 2, "fid_shards": 2})
+    local, _ = study_run(tmp_path, "local", {"task_runner": "local"})
+    dask, spans = study_run(tmp_path, "dask", {"task_runner": "dask", "dask_workers": 2, "fid_shards": 2})
     assert local.keys() == dask.keys() and all(local[c].keys() == dask[c].keys() for c in local)
     for configuration, cells in local.items():
         for label, fid in cells.items():

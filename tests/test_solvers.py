@@ -109,6 +109,47 @@ def edm_algorithm_2(denoiser, x, t_steps, generator, S_churn=0.0, S_min=0.0, S_m
     return states
 
 
+def deis_log_rho_step(x, history, sigma, sigma_next):
+    """One rhoAB-DEIS step of order len(history) (eps newest first at sigma, then the earlier sigmas), with
+    the coefficients integrated by hand: int (u - c)/(b - c) dt = t (u - c - 1)/(b - c) and
+    int (u - c)(u - d)/((b - c)(b - d)) dt = t (u^2 - (c + d + 2) u + cd + c + d + 2)/((b - c)(b - d)), u = log t."""
+    nodes = [math.log(s) for s, _ in history]
+    eps = [e for _, e in history]
+    t0, t1 = sigma, sigma_next
+    if len(nodes) == 1:
+        return x + (t1 - t0) * eps[0]
+    if len(nodes) == 2:
+        def integral(t, b, c):
+            return t * (math.log(t) - c - 1) / (b - c)
+        b, c = nodes
+        return x + (integral(t1, b, c) - integral(t0, b, c)) * eps[0] + (integral(t1, c, b) - integral(t0, c, b)) * eps[1]
+
+    def integral(t, b, c, d):
+        u = math.log(t)
+        return t * (u * u - (c + d + 2) * u + c * d + c + d + 2) / ((b - c) * (b - d))
+    b, c, d = nodes
+    coefficients = [integral(t1, b, c, d) - integral(t0, b, c, d), integral(t1, c, b, d) - integral(t0, c, b, d),
+                    integral(t1, d, b, c) - integral(t0, d, b, c)]
+    return x + sum(k * e for k, e in zip(coefficients, eps))
+
+
+@pytest.mark.parametrize("num_steps", [6, 16])
+def test_deis_is_the_log_rho_adams_bashforth_written_out(num_steps):
+    """Orders 1, 2, 3 warm-up, then order 3; on a grid of fewer than 15 steps the last two steps at
+    orders 2 and 1 (lower_order_final), the step into 0 an Euler step."""
+    grid = step_schedule("karras", num_steps, EDM()).tolist()
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * SIGMA_MAX
+    expected, history = x, []
+    for i, (sigma, sigma_next) in enumerate(zip(grid[:-1], grid[1:])):
+        denoised = MIXTURE.denoiser(expected, torch.full((32,), sigma, dtype=torch.float64))
+        history = [(sigma, (expected - denoised) / sigma)] + history[:2]
+        order = min(len(history), num_steps - i) if num_steps < 15 else len(history)
+        expected = deis_log_rho_step(expected, history[: 1 if sigma_next == 0 else order], sigma, sigma_next)
+    torch.testing.assert_close(SOLVERS["deis"](MIXTURE.denoiser, x, grid), expected, rtol=1e-10, atol=1e-10)
+    euler = SOLVERS["euler"](MIXTURE.denoiser, x, grid)
+    torch.testing.assert_close(SOLVERS["deis"](MIXTURE.denoiser, x, grid, max_order=1), euler, rtol=1e-12, atol=1e-12)
+
+
 def test_heun_is_edm_sampler_step_for_step():
     grid = step_schedule("karras", 18, EDM())
     x = torch.randn(32, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * SIGMA_MAX
@@ -203,7 +244,7 @@ def test_bad_grids_are_refused(grid, problem):
         SOLVERS["dpm_solver_3"](MIXTURE.denoiser, torch.zeros(2, 2), torch.tensor(grid))
 
 
-@pytest.mark.parametrize("name, option, problem", [("heun", {"eta": 1.0}, "unknown option"), ("ddim", {"eta": 2.0}, "eta"), ("ddpm", {"variance": "huge"}, "variance"), ("ipndm", {"max_order": 5}, "max_order"), ("unipc", {"variant": "bh3"}, "variant")])
+@pytest.mark.parametrize("name, option, problem", [("heun", {"eta": 1.0}, "unknown option"), ("ddim", {"eta": 2.0}, "eta"), ("ddpm", {"variance": "huge"}, "variance"), ("ipndm", {"max_order": 5}, "max_order"), ("deis", {"max_order": 4}, "max_order"), ("unipc", {"variant": "bh3"}, "variant")])
 def test_bad_options_are_refused(name, option, problem):
     with pytest.raises(ValueError, match=problem):
         SOLVERS[name](MIXTURE.denoiser, torch.randn(2, 2), step_schedule("karras", 4, EDM()), **option)

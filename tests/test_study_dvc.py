@@ -1,7 +1,7 @@
 """End to end: `dvc repro` of profiles/smoke.yaml in a temporary git repository with the real DVC,
 Prefect (a `prefect server` on 127.0.0.1, through `python -m flows.repro`) and MLflow (SQLite
-store); then a no-op second `dvc repro`, stage selectivity of a changed configuration, and
-`dvc plots show`."""
+store), killed mid-training and run again; then a no-op third `dvc repro`, stage selectivity of a
+changed configuration, `dvc plots show`, experiments, queued experiments and a Prefect deployment."""
 
 import contextlib
 import csv
@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from flows.servers import mlflow_server, prefect_server, stop
+from flows.servers import prefect_and_mlflow_servers, stop
 
 PROJECT = Path(__file__).resolve().parents[1]
 SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots"]
@@ -59,23 +59,42 @@ def smoke_repository(repo, params=None):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """The smoke study reproduced once in a fresh git + DVC repository: (repo, env, first repro's output)."""
+    """The smoke study reproduced in a fresh git + DVC repository, the way a power cut would leave it and
+    a user would finish it: the first `python -m flows.repro` killed (SIGKILL to its whole process tree:
+    DVC, the stage, the Prefect server) once train@edm wrote its first checkpoint, then run again to
+    the end. (repo, env, output of the killed run, dvc.lock after the kill or None, output of the second run)."""
     repo = tmp_path_factory.mktemp("study")
     env = smoke_repository(repo)
+    log = repo.parent / "killed.log"
+    with open(log, "w") as output:
+        repro = subprocess.Popen([sys.executable, "-m", "flows.repro"], cwd=repo, env=env, stdout=output,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and repro.poll() is None and not list((repo / "checkpoints" / "edm").glob("step-*.pt")):
+            time.sleep(0.5)
+        assert repro.poll() is None, f"repro ended before the first checkpoint:\n{log.read_text()[-3000:]}"
+    finally:
+        processes = [psutil.Process(repro.pid), *psutil.Process(repro.pid).children(recursive=True)]
+        for process in processes:  # the whole tree at once
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+    repro.wait()
+    lock = (repo / "dvc.lock").read_text() if (repo / "dvc.lock").exists() else None
     output = run([sys.executable, "-m", "flows.repro"], repo, env)
-    return repo, env, output
+    return repo, env, log.read_text(), lock, output
 
 
 def test_every_stage_ran(study):
-    repo, _, output = study
+    repo, _, killed, _, output = study
     for stage in STAGES:
-        assert f"Running stage '{stage}'" in output
+        assert f"Running stage '{stage}'" in killed + output
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     assert sorted(lock) == sorted(STAGES)
 
 
 def test_mlflow_holds_a_run_per_configuration_and_a_nested_run_per_cell(study):
-    repo, _, _ = study
+    repo, _, _, _, _ = study
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("design-space-smoke")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
@@ -96,7 +115,7 @@ def test_mlflow_holds_a_run_per_configuration_and_a_nested_run_per_cell(study):
 
 
 def test_report_files_are_valid(study):
-    repo, _, _ = study
+    repo, _, _, _, _ = study
     reports = repo / "reports"
     for png in [reports / "fid_vs_nfe.png", *sorted((reports / "samples").glob("*.png"))]:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -111,13 +130,13 @@ def test_report_files_are_valid(study):
 
 
 def test_second_repro_runs_nothing(study):
-    repo, env, _ = study
+    repo, env, _, _, _ = study
     output = run([sys.executable, "-m", "dvc", "repro"], repo, env)
     assert "Running stage" not in output and "Data and pipelines are up to date" in output
 
 
 def test_changing_one_configuration_reruns_only_its_stages(study):
-    repo, env, _ = study
+    repo, env, _, _, _ = study
     params = repo / "params.yaml"
     original = params.read_text()
     try:
@@ -129,7 +148,7 @@ def test_changing_one_configuration_reruns_only_its_stages(study):
 
 
 def test_plots_show_renders_fid_against_nfe(study):
-    repo, env, _ = study
+    repo, env, _, _, _ = study
     run([sys.executable, "-m", "dvc", "plots", "show", "--json"], repo, env)
     run([sys.executable, "-m", "dvc", "plots", "show", "-o", "plots-out"], repo, env)
     page = (repo / "plots-out" / "index.html").read_text()
@@ -137,7 +156,7 @@ def test_plots_show_renders_fid_against_nfe(study):
 
 
 def test_an_experiment_with_a_changed_parameter_runs(study):
-    repo, env, _ = study
+    repo, env, _, _, _ = study
     run([sys.executable, "-m", "dvc", "exp", "run", "-S", "mlflow.experiment=smoke-variant"], repo, env)
     experiments = json.loads(run([sys.executable, "-m", "dvc", "exp", "show", "--json"], repo, env))
     assert "smoke-variant" in json.dumps(experiments)
@@ -146,65 +165,47 @@ def test_an_experiment_with_a_changed_parameter_runs(study):
     assert [r.info.run_name for r in client.search_runs([variant.experiment_id])] == ["report"]
 
 
-def test_a_killed_repro_resumes_where_it_stopped_and_leaves_no_run_open(tmp_path):
-    """SIGKILL to the whole `python -m flows.repro` process group (DVC, the stage, Prefect) once the
-    first configuration's first checkpoint is written; the second repro resumes that training from
-    the checkpoint, finishes every stage, and MLflow holds one closed run per configuration."""
-    smoke = yaml.safe_load((PROJECT / "profiles" / "smoke.yaml").read_text())
-    smoke["features"]["steps"] = 100
-    smoke["train"]["configurations"] = {"edm": smoke["train"]["configurations"]["edm"]}
-    smoke["evaluate"] |= {"solvers": [{"name": "euler"}], "nfe": [4], "reference_nfe": 7, "num_samples": 100}
-    env = smoke_repository(tmp_path, smoke)
-    log = tmp_path / "killed.log"
-    with open(log, "w") as output:
-        repro = subprocess.Popen([sys.executable, "-m", "flows.repro"], cwd=tmp_path, env=env, stdout=output,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and repro.poll() is None and not list((tmp_path / "checkpoints" / "edm").glob("step-*.pt")):
-            time.sleep(0.5)
-        assert repro.poll() is None, f"repro ended before the first checkpoint:\n{log.read_text()[-3000:]}"
-    finally:
-        processes = [psutil.Process(repro.pid), *psutil.Process(repro.pid).children(recursive=True)]
-        for process in processes:  # the whole tree at once, as a power cut would
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-    repro.wait()
-    assert not (tmp_path / "dvc.lock").exists() or "train@edm" not in (tmp_path / "dvc.lock").read_text()
-    output = run([sys.executable, "-m", "flows.repro"], tmp_path, env)
+def test_a_killed_repro_resumes_where_it_stopped_and_leaves_no_run_open(study):
+    """The second repro of the fixture skips what the killed one finished, resumes edm's training from
+    its checkpoint, and MLflow holds one closed run per configuration with the whole loss curve."""
+    repo, _, killed, lock, output = study
+    for stage in STAGES[:3]:
+        assert f"Running stage '{stage}'" in killed
+    assert lock is None or "train@edm" not in lock
     assert "edm: resuming at step 100" in output
     for stage in STAGES[:2]:
         assert f"Stage '{stage}' didn't change, skipping" in output
-    for stage in ("train@edm", "evaluate@edm", "report"):
+    for stage in STAGES[2:]:
         assert f"Running stage '{stage}'" in output
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("design-space-smoke").experiment_id], max_results=1000)
     assert {run.info.status for run in runs} == {"FINISHED"}
-    assert sorted(run.info.run_name for run in runs if "mlflow.parentRunId" not in run.data.tags) == ["edm", "report"]
+    assert sorted(run.info.run_name for run in runs if "mlflow.parentRunId" not in run.data.tags) == ["edm", "report", "vp-eps"]
     edm = next(run for run in runs if run.info.run_name == "edm")
-    assert [m.step for m in client.get_metric_history(edm.info.run_id, "loss")][-1] == 200
+    assert sorted(m.step for m in client.get_metric_history(edm.info.run_id, "loss")) == list(range(1, 201))
 
 
 def test_a_deployment_run_on_a_worker_gives_the_repro_results_and_logs_to_an_mlflow_server(study, tmp_path, monkeypatch):
     """`prefect deploy --all` (prefect.yaml) to a real `prefect server`, a process work pool and
     worker, `prefect deployment run 'study/design-space'` with an override, MLflow through a real
     `mlflow server`: the run completes, its FIDs are those of `dvc repro`, and the server holds its runs."""
-    repo, _, _ = study
+    repo, _, _, _, _ = study
     project = tmp_path / "project"
     env = smoke_repository(project)
     shutil.copy(PROJECT / "prefect.yaml", project / "prefect.yaml")
     monkeypatch.setenv("PREFECT_HOME", env["PREFECT_HOME"])  # the server's database, new for this test
-    with prefect_server() as api, mlflow_server(project) as tracking:
+    with prefect_and_mlflow_servers(project) as (api, tracking):
         env |= {"PREFECT_API_URL": api, "MLFLOW_TRACKING_URI": tracking}
         prefect = [sys.executable, "-m", "prefect"]
         run([*prefect, "work-pool", "create", "design-space", "--type", "process"], project, env)
         run([*prefect, "--no-prompt", "deploy", "--all"], project, env)
         with open(tmp_path / "worker.log", "w") as log:
-            worker = subprocess.Popen([*prefect, "worker", "start", "--pool", "design-space"], cwd=project, env=env, stdout=log,
+            worker = subprocess.Popen([*prefect, "worker", "start", "--pool", "design-space"], cwd=project, stdout=log,
+                                      env=env | {"PREFECT_WORKER_QUERY_SECONDS": "1"},  # polls every second, not 10
                                       stderr=subprocess.STDOUT, start_new_session=True)
         try:
             output = run([*prefect, "deployment", "run", "study/design-space", "--param", 'overrides={"mlflow.experiment": "deployed"}',
-                          "--watch", "--watch-timeout", "900"], project, env)
+                          "--watch", "--watch-interval", "2", "--watch-timeout", "900"], project, env)
         finally:
             stop(worker)
         assert "Completed" in output, output[-3000:]
@@ -221,7 +222,7 @@ def test_a_deployment_run_on_a_worker_gives_the_repro_results_and_logs_to_an_mlf
 def test_queued_experiments_run_in_parallel_and_log_to_the_repository_store(study):
     """`dvc exp run --queue` x 2 and `dvc queue start -j 2`: each experiment runs in a temporary
     copy under .dvc/tmp/exps, and its MLflow runs land in the repository's own mlflow.db."""
-    repo, env, _ = study
+    repo, env, _, _, _ = study
     run(["git", "add", "-A"], repo, env)  # dvc.lock and DVC's .gitignore entries, committed as after any repro
     run(["git", "commit", "-qm", "reproduced"], repo, env)
     for name in ("queued-a", "queued-b"):

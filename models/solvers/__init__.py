@@ -3,7 +3,7 @@
 from .ancestral import ddim, ddpm
 from .contract import Solver
 from .dpm_solver import dpm_solver_1, dpm_solver_2, dpm_solver_3, dpmpp_2m
-from .multistep import ipndm, unipc
+from .multistep import deis, ipndm, unipc
 from .runge_kutta import euler, heun, midpoint
 
 SOLVERS = {
@@ -20,6 +20,7 @@ SOLVERS = {
         Solver("dpm_solver_3", dpm_solver_3, "Lu et al. 2022", order=3, stochastic=False, calls_per_step=3),
         Solver("dpmpp_2m", dpmpp_2m, "Lu et al. 2022b", order=2, stochastic=False),
         Solver("ipndm", ipndm, "Zhang & Chen 2023", order=2, stochastic=False),
+        Solver("deis", deis, "Zhang & Chen 2023", order=2, stochastic=False),
         Solver("unipc", unipc, "Zhao et al. 2023", order=3, stochastic=False),
     )
 }

@@ -46,7 +46,7 @@ def steps(sigmas):
 
 def check_sigmas(name, sigmas):
     """A grid as Python floats (float64 coefficients, no device syncs), or a ValueError that says why."""
-    grid = torch.as_tensor(sigmas)
+    grid = torch.as_tensor(sigmas, dtype=torch.float64)  # a list of floats stays float64
     if grid.dim() != 1 or len(grid) < 2:
         raise ValueError(f"solver {name!r}: sigmas must be a 1-D grid of at least 2 values, got shape {tuple(grid.shape)}")
     values = grid.tolist()
