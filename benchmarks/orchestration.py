@@ -55,6 +55,11 @@ def union(intervals):
     return covered
 
 
+def spans(runs):
+    """(start, end) of every finished run."""
+    return [(run.start_time, run.end_time) for run in runs if run.start_time and run.end_time]
+
+
 def read_all(read):
     runs, page = [], None
     while page is None or len(page) == 200:
@@ -71,7 +76,6 @@ def stage_times(api):
         flows = read_all(client.read_flow_runs)
         tasks = read_all(client.read_task_runs)
         names = {flow_id: client.read_flow(flow_id).name for flow_id in {run.flow_id for run in flows}}
-    spans = lambda runs: [(run.start_time, run.end_time) for run in runs if run.start_time and run.end_time]
     stages = []
     for run in sorted(flows, key=lambda run: run.start_time):
         configuration = run.parameters.get("configuration")
