@@ -2,8 +2,9 @@
 schedule x NFE budget from the same initial noise, score each cell with FID, and record the cells
 under results/<configuration>/ and as nested MLflow runs. A cell's samples are split into
 orchestration.fid_shards tasks (run by the flow's task runner: threads, or Dask workers) whose
-features are merged into one FID. A cell already logged with the same
-settings (a re-run or an interrupted stage) is read back from MLflow instead of sampled again."""
+features are merged into one FID. A cell already logged as the same computation (same settings,
+model weights, real statistics and code: `tasks.evaluate.cell_identity`) is read back from MLflow
+instead of sampled again; any other is computed, and an older run of it is left as it was."""
 
 import json
 
@@ -18,16 +19,17 @@ from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from tasks.device import device
-from tasks.evaluate import cell_row, cells, sample_shard, shard_ranges
+from tasks.evaluate import cell_identity, cell_row, cells, sample_shard, shard_ranges
 from tasks.features import load_statistics
 from tasks.files import write_csv, write_json
+from tasks.provenance import saved_digest, tensors_digest
 from tasks.report import COLUMNS, fid_vs_nfe_figure, file_name, sample_grid, save_figure, summary
 from tasks.sample import initial_noise
 from tasks.tracking import log_cell, logged_cell
 from tasks.train import load_trained
 
 from .params import load_params
-from .workspace import Workspace, axis_tags, configuration_key, configuration_run, fingerprint, main, named_configuration
+from .workspace import Workspace, axis_tags, configuration_identity, configuration_key, configuration_run, main, named_configuration
 
 GRID_IMAGES = 64  # samples shown per cell
 load_model = task(load_trained, name="load trained model", cache_policy=NO_CACHE)
@@ -36,10 +38,10 @@ record = task(log_cell, name="log cell to MLflow", cache_policy=NO_CACHE)
 
 
 @task(name="sample and score a shard", cache_policy=NO_CACHE)
-def score_shard(model, cell, noise, extractor, evaluate, first_batch):
+def score_shard(model, cell, noise, extractor, evaluate, first):
     """`tasks.evaluate.sample_shard` on the device of the worker that runs it, keeping the samples a grid shows."""
     where = device()
-    return sample_shard(model, cell, noise, extractor.to(where), evaluate, first_batch, device=where, keep=GRID_IMAGES)
+    return sample_shard(model, cell, noise, extractor.to(where), evaluate, first, device=where, keep=GRID_IMAGES)
 
 
 @task(name="reuse logged cell", cache_policy=NO_CACHE)
@@ -79,7 +81,8 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     config, evaluate = named_configuration(study, configuration), study.evaluate
     folder = workspace.results(config.name)
-    client, experiment_id, run_id = configuration_run(study, config, workspace)
+    training = configuration_identity(study, config, workspace)
+    client, experiment_id, run_id = configuration_run(study, config, workspace, training)
     if workspace.diverged(config.name).is_file():
         failure = json.loads(workspace.diverged(config.name).read_text())["error"]
         log.error(f"{config.name}: not evaluated, its training diverged: {failure}")
@@ -87,24 +90,28 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
         client.set_terminated(run_id, "FAILED")
         return
     statistics, sample_shape = load_real_statistics(study.features, workspace.features / "statistics.pt", device=device())
-    model = load_model(config, workspace.checkpoints(config.name), sample_shape, device=device(), log=log.info)
+    model = load_model(config, workspace.checkpoints(config.name), sample_shape, fingerprint=training, device=device(), log=log.info)
     noise = initial_noise(evaluate.num_samples, sample_shape, evaluate.seed)
-    sampling = fingerprint(study.features, evaluate.model_dump(mode="json", include={"num_samples", "seed"}))
-    tags = axis_tags(study, config)
+    settings = [study.features, evaluate.model_dump(mode="json", include={"num_samples", "seed", "batch_size"})]
+    weights, real = tensors_digest(model.state_dict()), saved_digest(workspace.features / "statistics.pt")
+    tags = {**axis_tags(study, config), "model": weights}
     rows = []
     for cell in tqdm(cells(evaluate), desc=f"evaluate {config.name}", unit="cell"):
         grid = folder / "samples" / f"{file_name(cell.label)}.png"
-        key = f"{configuration_key(study, config)}/{sampling}/{cell.label}"
+        identity = cell_identity(cell, settings, weights, real)
+        key = f"{configuration_key(study, config, training)}/{identity}/{cell.label}"
         row = logged_row(client, experiment_id, key, cell, grid)
-        if row is None:
-            shards = [score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, first)
-                      for first, start, end in shard_ranges(len(noise), evaluate.batch_size, study.orchestration.fid_shards)]
+        reused = row is not None
+        if not reused:
+            shards = [score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, start)
+                      for start, end in shard_ranges(len(noise), evaluate.batch_size, study.orchestration.fid_shards)]
             parts = [shard.result() for shard in shards]
             row = cell_row(cell, parts, statistics)
             sample_grid(torch.cat([part[1] for part in parts])[:GRID_IMAGES], grid)
-            cell_run = record(client, experiment_id, run_id, key, row, {**tags, "solver_name": cell.solver, "evaluation": sampling})
+            cell_run = record(client, experiment_id, run_id, key, row, {**tags, "solver_name": cell.solver, "evaluation": identity})
             client.log_artifact(cell_run, str(grid))
-        log.info(f"{config.name}: {cell.label} spent NFE {row['nfe']}: FID {row['fid']:.3f} ({row['seconds']:.2f} s)")
+        log.info(f"{config.name}: {cell.label} spent NFE {row['nfe']}: FID {row['fid']:.3f} ({row['seconds']:.2f} s)"
+                 + (" [reused: logged before by the same computation]" if reused else ""))
         rows.append({"configuration": config.name, "series": f"{row['solver']} / {row['step_schedule']}", **row})
     write_results(rows, workspace.data_floor(), folder, client, run_id)
     client.set_terminated(run_id, "FINISHED")

@@ -1,31 +1,26 @@
 """params.yaml, validated on load: the whole study, one section per stage.
 
 Every error names the key path, the value and what is allowed, and suggests the nearest valid name
-for a typo. Cross-field checks run each solver and step schedule once on a two-step grid with its
-options, so an option value it refuses fails here, not after training. `load_params` then checks
-that the files the study reads exist; loading does no other work, so a bad file fails in well under
-a second.
+for a typo. Entries and their options are checked against their declarations (models/axes.py); the
+one check that needs the models themselves builds each configuration's noise schedule and each step
+schedule's grid on it, so that a sigma range outside a model's fails here, not after training.
+`load_params` then checks that the files the study reads exist; loading does no other work, so a bad
+file fails in well under a second.
 """
 
 import difflib
-import inspect
 import math
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.conditioning import CONDITIONINGS
-from models.diffusion import choose
-from models.discretizations import DISCRETIZATIONS, step_schedule
-from models.networks import NETWORKS
-from models.objectives import NOISE_SAMPLING, WEIGHTINGS
-from models.parameterizations import PARAMETERIZATIONS
-from models.schedules import SCHEDULES
-from models.solvers import SOLVERS
+from models import axes
+from models.discretizations import step_schedule  # for the check only (tasks/provenance.py, CHECK_ONLY)
+from models.schedules import SCHEDULES  # for the check only (tasks/provenance.py, CHECK_ONLY)
+from models.tables import choose
 
 
 class ParamsError(ValueError):
@@ -47,6 +42,11 @@ def refuse(problems):
         raise Problems(problems)
 
 
+def below(key, problems):
+    """`problems` of the options at `key`, with `key` put in front of their key paths."""
+    return (((key, *at), value, message) for at, value, message in problems)
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """yaml.safe_load that refuses a repeated key (PyYAML silently keeps the last one)."""
 
@@ -58,51 +58,6 @@ class UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"repeated key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)
-
-
-def keyword_options(function, skip=()):
-    """The options a table entry accepts: its keyword parameters and their defaults."""
-    parameters = inspect.signature(function).parameters.values()
-    return {p.name: p.default for p in parameters if p.default is not p.empty and p.name not in skip}
-
-
-# An option takes values of its default's type (bool before int: True is an int); a default of None takes anything.
-OPTION_TYPES = ((bool, (bool,), "true or false"), (int, (int,), "an integer"), (float, (int, float), "a number"),
-                (str, (str,), "a string"), ((tuple, list), (list,), "a list"))
-
-
-def of_type(value, default):
-    """(whether `value` has the type of `default`, that type in words)."""
-    for default_type, accepted, words in OPTION_TYPES:
-        if isinstance(default, default_type):
-            return isinstance(value, accepted) and (bool in accepted or not isinstance(value, bool)), words
-    return True, "anything"
-
-
-def option_problems(kind, name, options, defaults, at):
-    """Options of `kind` `name` (the mapping at key path `at`) that it does not take, by name or by type."""
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        yield at, options, f"{kind} {name!r} does not accept option(s) {unknown}; allowed: {sorted(defaults)}"
-    for key, value in options.items():
-        matches, words = of_type(value, defaults.get(key))
-        if not matches:
-            yield (*at, key), value, f"{kind} {name!r}: option {key} must be {words}"
-
-
-def is_number(value):
-    """An int or float, not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def sigma_range_problems(kind, name, options, at):
-    """sigma_min and sigma_max options, where given, must be positive, finite and ordered."""
-    given = {key: options[key] for key in ("sigma_min", "sigma_max") if is_number(options.get(key))}
-    for key, value in given.items():
-        if not 0 < value < math.inf:
-            yield (*at, key), value, f"{kind} {name!r}: {key} must be a positive, finite number"
-    if len(given) == 2 and all(0 < value < math.inf for value in given.values()) and not given["sigma_min"] < given["sigma_max"]:
-        yield at, options, f"{kind} {name!r}: sigma_min must be below sigma_max"
 
 
 def attempt(function, *args, **options):
@@ -118,21 +73,16 @@ def reason(kind, name, refused):
     return refused.removeprefix(f"{kind} {name!r}: ")
 
 
-def zero_denoiser(x, sigma):
-    return torch.zeros_like(x)
-
-
-TWO_STEPS = [1.0, 0.5, 0.0]  # a grid on which every solver runs its first, inner and last step
-
-
+# A configuration's design axes: its key -> (what an entry is called, the declarations, the key of its options).
 AXES = {
-    "schedule": ("noise schedule", SCHEDULES),
-    "parameterization": ("parameterization", PARAMETERIZATIONS),
-    "conditioning": ("time conditioning", CONDITIONINGS),
-    "noise_sampling": ("noise sampling", NOISE_SAMPLING),
-    "weighting": ("loss weighting", WEIGHTINGS),
-    "network": ("network", NETWORKS),
+    "schedule": ("noise schedule", axes.NOISE_SCHEDULES, "schedule_options"),
+    "parameterization": ("parameterization", axes.PARAMETERIZATIONS, None),
+    "conditioning": ("time conditioning", axes.CONDITIONINGS, None),
+    "noise_sampling": ("noise sampling", axes.NOISE_SAMPLING, "noise_sampling_options"),
+    "weighting": ("loss weighting", axes.WEIGHTINGS, "weighting_options"),
+    "network": ("network", axes.NETWORKS, "network_options"),
 }
+DISCRETE = sorted(name for name, entry in axes.NOISE_SCHEDULES.items() if entry.discrete)
 
 
 class Section(BaseModel):
@@ -202,7 +152,7 @@ class Configuration(Section):
     @field_validator(*AXES)
     @classmethod
     def known_entry(cls, name, info):
-        kind, table = AXES[info.field_name]
+        kind, table, _ = AXES[info.field_name]
         choose(table, kind, name)
         return name
 
@@ -212,40 +162,33 @@ class Configuration(Section):
         return self
 
     def problems(self):
-        """Options each entry takes, a noise schedule that builds and spans a range of sigma, the
-        discrete-timestep entries on a discrete schedule, one EMA setting."""
-        options = (
-            ("noise sampling", self.noise_sampling, "noise_sampling_options", keyword_options(NOISE_SAMPLING[self.noise_sampling])),
-            ("loss weighting", self.weighting, "weighting_options", keyword_options(WEIGHTINGS[self.weighting])),
-            ("network", self.network, "network_options", keyword_options(NETWORKS[self.network], skip={"in_channels", "dim"})),
-        )
-        for kind, name, key, defaults in options:
-            yield from option_problems(kind, name, getattr(self, key), defaults, (key,))
-        yield from self.schedule_problems()
+        """Options each entry takes, entries that need a discrete noise schedule on one, a noise
+        schedule that builds and spans a range of sigma, one EMA setting."""
+        found = []
+        for key, (kind, table, options) in AXES.items():
+            name, entry = getattr(self, key), table[getattr(self, key)]
+            if options:
+                found += below(options, axes.option_problems(kind, name, entry, getattr(self, options)))
+            if entry.needs_discrete and not axes.NOISE_SCHEDULES[self.schedule].discrete:
+                found.append(((key,), name, f"{key} {name!r} needs a discrete schedule ({', '.join(DISCRETE)}), but schedule is {self.schedule!r}"))
+        yield from found
+        if not any(at[0] == "schedule_options" for at, _, _ in found):
+            yield from self.schedule_problems()
         if (self.ema_decay is None) == (self.ema_half_life_images is None):
             given = {"ema_decay": self.ema_decay, "ema_half_life_images": self.ema_half_life_images}
             yield (), given, "give exactly one of ema_decay or ema_half_life_images (set the other to null)"
 
     def schedule_problems(self):
-        """Options the noise schedule takes, a positive range of sigma, and what needs a discrete one."""
-        kind, at = "noise schedule", ("schedule_options",)
-        found = [*option_problems(kind, self.schedule, self.schedule_options, keyword_options(SCHEDULES[self.schedule]), at),
-                 *sigma_range_problems(kind, self.schedule, self.schedule_options, at)]
-        if found:
-            yield from found
-            return
+        """The noise schedule, built with its options, spans a positive range of sigma."""
+        at = ("schedule_options",)
         schedule, refused = attempt(self.noise_schedule)
         if refused:
-            yield at, self.schedule_options, f"noise schedule {self.schedule!r} does not build with these options: {reason(kind, self.schedule, refused)}"
+            yield at, self.schedule_options, f"noise schedule {self.schedule!r} does not build with these options: {reason('noise schedule', self.schedule, refused)}"
             return
         low, high = float(schedule.sigma_min), float(schedule.sigma_max)
         if not 0 < low < high < math.inf:
             yield at, self.schedule_options, (f"noise schedule {self.schedule!r} with these options spans sigma "
                                               f"[{low:.6g}, {high:.6g}]; allowed: 0 < sigma_min < sigma_max, finite")
-        for key in ("conditioning", "noise_sampling"):
-            value = getattr(self, key)
-            if value in ("index", "uniform_discrete") and schedule.timesteps is None:
-                yield (key,), value, f"{key} {value!r} needs a discrete schedule (ddpm), but schedule is {self.schedule!r}"
 
     def noise_schedule(self):
         """The configuration's noise schedule, built with its options."""
@@ -290,43 +233,33 @@ class Entry(Section):
 
 
 class SolverEntry(Entry):
-    """A solver of `models.solvers.SOLVERS` with options it accepts, by name, type and value."""
+    """A solver declared in `models.axes.SOLVERS`, with options it accepts."""
 
     @field_validator("name")
     @classmethod
     def known(cls, name):
-        choose(SOLVERS, "solver", name)
+        choose(axes.SOLVERS, "solver", name)
         return name
 
     @model_validator(mode="after")
     def accepted_options(self):
-        solver, at = SOLVERS[self.name], ("options",)
-        refuse(option_problems("solver", self.name, self.options, solver.options, at))
-        x = torch.zeros(1, 1, dtype=torch.float64)
-        _, refused = attempt(solver, zero_denoiser, x, TWO_STEPS, generator=torch.Generator().manual_seed(0), **self.options)
-        if refused:
-            refuse([(at, self.options, f"solver {self.name!r} does not run with these options: {reason('solver', self.name, refused)}")])
+        refuse(below("options", axes.option_problems("solver", self.name, axes.SOLVERS[self.name], self.options)))
         return self
 
 
-RANGE_OPTIONS = {"sigma_min": 0.0, "sigma_max": 0.0}  # step_schedule's own: numbers, by default the model's range
-
-
 class StepScheduleEntry(Entry):
-    """A step schedule of `models.discretizations.DISCRETIZATIONS` with options it accepts, and a
-    sigma range (sigma_min, sigma_max) that is positive and ordered where given."""
+    """A step schedule declared in `models.axes.STEP_SCHEDULES`, with options it accepts (including
+    a sigma range: positive and ordered where given; inside each model's, checked by `Study`)."""
 
     @field_validator("name")
     @classmethod
     def known(cls, name):
-        choose(DISCRETIZATIONS, "step schedule", name)
+        choose(axes.STEP_SCHEDULES, "step schedule", name)
         return name
 
     @model_validator(mode="after")
     def accepted_options(self):
-        defaults = {**keyword_options(DISCRETIZATIONS[self.name]), **RANGE_OPTIONS}
-        refuse([*option_problems("step schedule", self.name, self.options, defaults, ("options",)),
-                *sigma_range_problems("step schedule", self.name, self.options, ("options",))])
+        refuse(below("options", axes.option_problems("step schedule", self.name, axes.STEP_SCHEDULES[self.name], self.options)))
         return self
 
 
@@ -358,7 +291,7 @@ class Evaluate(Section):
 
     @model_validator(mode="after")
     def budgets_fit_every_solver(self):
-        needs = {entry.name: SOLVERS[entry.name].nfe(1) for entry in self.solvers}
+        needs = {entry.name: axes.SOLVERS[entry.name].nfe(1) for entry in self.solvers}
         most = max(needs, key=needs.get)
         refuse((("nfe", i), budget, f"NFE budget {budget} is below what solver {most!r} needs ({needs[most]}); allowed: budgets >= {needs[most]}")
                for i, budget in enumerate(self.nfe) if budget < needs[most])

@@ -12,11 +12,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.files import write_csv, write_json
+from tasks.provenance import computation_files, digest, files_digest
 from tasks.report import COLUMNS, best_per_budget, fid_vs_nfe_figure, file_name, save_figure, summary
 from tasks.tracking import open_experiment, run_for
 
 from .params import load_params
-from .workspace import Workspace, fingerprint, main
+from .workspace import Workspace, main
 
 BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid", "failed"]
 
@@ -58,10 +59,11 @@ def write_report(rows, failures, floor, workspace):
 
 
 @task(name="log report to MLflow", cache_policy=NO_CACHE)
-def log_report(study, workspace):
+def log_report(study, workspace, inputs):
+    """The report run of these params, results (`inputs`, a digest) and report code: a new run when any changed."""
     client, experiment_id = open_experiment(workspace.root, study.mlflow.experiment, workspace.artifacts)
-    key = f"{study.mlflow.experiment}/report/{fingerprint(study.model_dump(mode='json', exclude={'orchestration'}))}"
-    run_id = run_for(client, experiment_id, key, "report", tags={"report": "true"})
+    made = digest(study.model_dump(mode="json", exclude={"orchestration"}), inputs, files_digest(computation_files("flows.report")))
+    run_id = run_for(client, experiment_id, f"{study.mlflow.experiment}/report/{made}", "report", tags={"report": "true"})
     client.log_artifacts(run_id, str(workspace.reports))
     client.set_terminated(run_id, "FINISHED")
 
@@ -70,12 +72,13 @@ def log_report(study, workspace):
 def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     rows, failures = collect(study, workspace)
-    best = write_report(rows, failures, workspace.data_floor(), workspace)
+    floor = workspace.data_floor()
+    best = write_report(rows, failures, floor, workspace)
     for name, message in failures.items():
         log.error(f"{name}: FAILED, no results: {message}")
     for row in best:
         log.info(f"{row['configuration']} at NFE <= {row['budget']}: best {row['solver']} / {row['step_schedule']} (NFE {row['nfe']}), FID {row['fid']:.3f}")
-    log_report(study, workspace)
+    log_report(study, workspace, digest(rows, failures, floor))
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from tasks.device import device
-from tasks.data import load_dataset
 from tasks.files import write_json
+from tasks.provenance import training_identity
 from tasks.tracking import log_curve
 from tasks.train import train
 
 from .params import load_params
-from .workspace import Workspace, configuration_run, main, named_configuration, training_fingerprint
+from .workspace import Workspace, configuration_run, main, named_configuration, training_images
 
 LOG_EVERY = 100  # steps of loss sent to MLflow at once
 
@@ -24,8 +24,9 @@ def train_configuration(study, config, workspace):
     """Train `config` from (or resuming) its checkpoints; the loss of every step goes to MLflow. A
     diverging configuration marks its run FAILED and raises; its last good checkpoint stays."""
     log = get_run_logger()
-    client, _, run_id = configuration_run(study, config, workspace)
-    images, _ = load_dataset(workspace.data / "train.pt")
+    images = training_images(workspace)
+    identity = training_identity(study.data, config, images)
+    client, _, run_id = configuration_run(study, config, workspace, identity)
     progress = tqdm(total=config.steps, desc=f"train {config.name}", unit="step", mininterval=5)
     losses = []
 
@@ -37,8 +38,7 @@ def train_configuration(study, config, workspace):
             losses.clear()
 
     try:
-        train(config, images, workspace.checkpoints(config.name), fingerprint=training_fingerprint(study, config),
-              device=device(), on_step=on_step, log=log.info)
+        train(config, images, workspace.checkpoints(config.name), fingerprint=identity, device=device(), on_step=on_step, log=log.info)
     except BaseException as error:
         client.set_tag(run_id, "failure", str(error)[:5000])
         client.set_terminated(run_id, "FAILED")

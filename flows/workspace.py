@@ -4,14 +4,15 @@ command-line entry point that validates its arguments before any Prefect or trai
 
 import argparse
 import gc
-import hashlib
 import json
 import sys
 from pathlib import Path
 
 import yaml
 
-from models.diffusion import choose
+from models.tables import choose
+from tasks.data import load_dataset
+from tasks.provenance import digest, training_identity
 from tasks.tracking import log_params, open_experiment, run_for, store_root
 
 from .orchestration import task_runner
@@ -43,16 +44,14 @@ class Workspace:
         return self.root / "results" / name
 
 
-def fingerprint(*sections):
-    """12 hex digits of SHA-256 over the sections' canonical JSON: equal settings, equal fingerprint."""
-    dumped = [s.model_dump(mode="json") if hasattr(s, "model_dump") else s for s in sections]
-    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:12]
+def training_images(workspace):
+    """The prepared training images, as every stage that trains or identifies a training loads them."""
+    return load_dataset(workspace.data / "train.pt")[0]
 
 
-def training_fingerprint(study, config):
-    """What a checkpoint must share with a configuration to be resumed: the data and every setting
-    but the step count and checkpoint interval (so raising `steps` continues the training)."""
-    return fingerprint(study.data, config.model_dump(mode="json", exclude={"steps", "checkpoint_every"}))
+def configuration_identity(study, config, workspace):
+    """`tasks.provenance.training_identity` of the configuration on the prepared training images."""
+    return training_identity(study.data, config, training_images(workspace))
 
 
 def named_configuration(study, name):
@@ -60,17 +59,18 @@ def named_configuration(study, name):
     return choose(study.train.configurations, "configuration in train.configurations", name)
 
 
-def configuration_key(study, config):
-    """The MLflow key of a configuration's run: the same settings find the same run again; changed
-    settings start a new run and leave the old one as it was."""
-    return f"{study.mlflow.experiment}/{config.name}/{fingerprint(study.data, config)}"
+def configuration_key(study, config, identity):
+    """The MLflow key of a configuration's run: the same settings and training identity find the same
+    run again; changed settings, data or training code start a new run and leave the old one as it was."""
+    return f"{study.mlflow.experiment}/{config.name}/{digest(config, identity)}"
 
 
-def configuration_run(study, config, workspace):
-    """(client, experiment id, run id) of the configuration's run, created with every design choice
-    as a param and a tag per axis if new, reopened if it exists."""
+def configuration_run(study, config, workspace, identity):
+    """(client, experiment id, run id) of the configuration's run (`identity`: its training identity),
+    created with every design choice as a param and a tag per axis if new, reopened if it exists."""
     client, experiment_id = open_experiment(workspace.root, study.mlflow.experiment, workspace.artifacts)
-    run_id = run_for(client, experiment_id, configuration_key(study, config), config.name, tags=axis_tags(study, config))
+    tags = {**axis_tags(study, config), "training": identity}
+    run_id = run_for(client, experiment_id, configuration_key(study, config, identity), config.name, tags=tags)
     settings = config.model_dump(mode="json", exclude={"name"})
     log_params(client, run_id, {"dataset": study.data.dataset, **settings})
     return client, experiment_id, run_id

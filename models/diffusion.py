@@ -4,23 +4,13 @@
 configuration, and `Objective` is its training loss.
 """
 
-import difflib
-
 import torch
 from torch import nn
 
 from .conditioning import CONDITIONINGS
 from .objectives import NOISE_SAMPLING, WEIGHTINGS
 from .parameterizations import PARAMETERIZATIONS
-
-
-def choose(table, kind, name):
-    """The entry `name` of a design-axis table, or a ValueError listing the allowed names with a suggestion."""
-    if name not in table:
-        close = difflib.get_close_matches(str(name), list(table), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{name!r} is not a {kind}; allowed: {sorted(table)}{hint}")
-    return table[name]
+from .tables import choose
 
 
 def per_sample(sigma, x):

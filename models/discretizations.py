@@ -7,6 +7,8 @@ against the model's, snaps the grid to the timesteps of a discrete model, and ap
 
 import torch
 
+from . import axes
+
 
 def karras(num_steps, schedule, sigma_min, sigma_max, *, rho=7.0):
     """EDM (Karras et al. 2022, eq. 5): uniform in sigma^(1/rho)."""
@@ -32,8 +34,6 @@ def time_uniform(num_steps, schedule, sigma_min, sigma_max, *, spacing="linspace
     t_high and steps down by span/N; "leading" steps up from t_low by span/N. For a discrete model
     the span counts one extra timestep, so that "trailing" with T = 1000, N = 10 is 1000, 900, ..., 100.
     """
-    if spacing not in SPACINGS:
-        raise ValueError(f"step schedule 'time_uniform': option spacing={spacing!r}; allowed: {sorted(SPACINGS)}")
     t_low, t_high = time_range(schedule, sigma_min, sigma_max)
     span = t_high - t_low + (1 if schedule.timesteps is not None else 0)
     t = SPACINGS[spacing](torch.arange(num_steps, dtype=torch.float64), num_steps, t_low, t_high, span)
@@ -84,6 +84,7 @@ def step_schedule(name, num_steps, schedule, *, sigma_min=None, sigma_max=None, 
     """
     if name not in DISCRETIZATIONS:
         raise ValueError(f"unknown step schedule {name!r}; allowed: {sorted(DISCRETIZATIONS)}")
+    axes.check_options("step schedule", name, axes.STEP_SCHEDULES[name], options)
     if not (isinstance(num_steps, int) and num_steps >= 1):
         raise ValueError(f"step schedule {name!r}: num_steps={num_steps!r}; allowed: an integer >= 1")
     low, high = schedule.sigma_min, schedule.sigma_max

@@ -7,7 +7,9 @@ from typing import Any, NamedTuple
 import torch
 
 from models.fid import fid_from_moments, moments
+from models.solvers import SOLVERS
 
+from .provenance import cell_code, digest
 from .sample import sample
 
 REFERENCE = ("heun", "karras")
@@ -46,20 +48,25 @@ def cells(evaluate):
     return grid + [Cell(REFERENCE[0], {}, REFERENCE[1], {}, evaluate.reference_nfe, reference=True)]
 
 
+def cell_identity(cell, settings, model, statistics):
+    """Equal identity, the same computation: the sampling `settings`, the cell, the digests of the
+    `model`'s weights and of the real `statistics`, and the code the cell runs (`cell_code`)."""
+    return digest(settings, cell.label, model, statistics, cell_code(SOLVERS[cell.solver]))
+
+
 def shard_ranges(count, batch_size, shards):
-    """(first batch, start, end) of up to `shards` runs of whole sampling batches covering `count`
-    samples: the batches are those of one pass, so stochastic solvers draw the same noise."""
+    """(start, end) of up to `shards` runs of whole sampling batches covering `count` samples."""
     batches = math.ceil(count / batch_size)
     bounds = [round(i * batches / min(shards, batches)) for i in range(min(shards, batches) + 1)]
-    return [(first, first * batch_size, min(end * batch_size, count)) for first, end in zip(bounds, bounds[1:])]
+    return [(first * batch_size, min(end * batch_size, count)) for first, end in zip(bounds, bounds[1:])]
 
 
-def sample_shard(model, cell, noise, extractor, evaluate, first_batch, *, device="cpu", keep=None):
-    """One shard of a cell: (feature moments of its samples, its first `keep` samples (all if
-    None), NFE spent, seconds); stochastic solvers are seeded with seed + 1."""
+def sample_shard(model, cell, noise, extractor, evaluate, first, *, device="cpu", keep=None):
+    """One shard of a cell, samples first .. first + len(noise) - 1: (feature moments of its samples,
+    its first `keep` samples (all if None), NFE spent, seconds); stochastic solvers are seeded with seed + 1."""
     samples, nfe, seconds = sample(
         model.to(device), cell.solver, cell.step_schedule, cell.budget, noise, seed=evaluate.seed + 1, batch_size=evaluate.batch_size,
-        first_batch=first_batch, device=device, solver_options=cell.solver_options, schedule_options=cell.schedule_options,
+        first=first, device=device, solver_options=cell.solver_options, schedule_options=cell.schedule_options,
     )
     return moments(extractor, samples.clamp(-1, 1)), samples[:keep], nfe, seconds
 
@@ -74,6 +81,6 @@ def cell_row(cell, shards, statistics):
 
 def score_cell(model, cell, noise, statistics, evaluate, *, device="cpu", shards=1):
     """(row, samples) of one cell sampled from `noise` in `shards` shards one after another."""
-    parts = [sample_shard(model, cell, noise[start:end], statistics.inception, evaluate, first, device=device)
-             for first, start, end in shard_ranges(len(noise), evaluate.batch_size, shards)]
+    parts = [sample_shard(model, cell, noise[start:end], statistics.inception, evaluate, start, device=device)
+             for start, end in shard_ranges(len(noise), evaluate.batch_size, shards)]
     return cell_row(cell, parts, statistics), torch.cat([part[1] for part in parts])

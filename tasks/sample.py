@@ -16,23 +16,26 @@ def initial_noise(count, sample_shape, seed):
     return torch.randn(count, *sample_shape, generator=torch.Generator().manual_seed(seed))
 
 
-def batch_generator(seed, index, device):
-    """The generator of batch `index`'s solver noise: an independent stream per (seed, batch), so
-    that a shard of batches draws what the same batches draw in one pass."""
-    return torch.Generator(device=device).manual_seed(int(np.random.SeedSequence([seed, index]).generate_state(1)[0]))
+def sample_generators(seed, first, count):
+    """The generators of the solver noise of samples first .. first + count - 1: a CPU stream per
+    sample, seeded by its own word of the seed's SeedSequence, so that a sample draws the same noise
+    whatever its batch, shard or device."""
+    seeds = np.random.SeedSequence(seed).generate_state(first + count, dtype=np.uint64)[first:]
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
 @torch.no_grad()
-def sample(model, solver, step_schedule, budget, noise, *, seed, batch_size, first_batch=0, device="cpu", solver_options=None,
+def sample(model, solver, step_schedule, budget, noise, *, seed, batch_size, first=0, device="cpu", solver_options=None,
            schedule_options=None):
-    """Samples [N, ...] of one cell, the NFE actually spent, and the sampling seconds. `noise` is
-    cut into batches numbered from `first_batch`; stochastic solvers draw from `batch_generator`."""
+    """Samples [N, ...] of one cell, the NFE actually spent, and the sampling seconds. `noise` holds
+    the initial noise of samples first .. first + N - 1, sampled in batches of `batch_size`;
+    stochastic solvers draw from `sample_generators`."""
     schedule = copy.deepcopy(model.schedule).cpu()  # grids are computed on the CPU, in float64
     sigmas, nfe = grid_for_budget(SOLVERS[solver], budget, step_schedule, schedule, **(schedule_options or {}))
     start, batches = time.perf_counter(), []
-    for index, chunk in enumerate(noise.split(batch_size), start=first_batch):
+    for offset, chunk in zip(range(first, first + len(noise), batch_size), noise.split(batch_size)):
         x = chunk.to(device) * sigmas[0].item()
-        generator = batch_generator(seed, index, device)
-        batches.append(SOLVERS[solver](model, x, sigmas, generator=generator, **(solver_options or {})).cpu())
+        generators = sample_generators(seed, offset, len(chunk))
+        batches.append(SOLVERS[solver](model, x, sigmas, generator=generators, **(solver_options or {})).cpu())
     return torch.cat(batches), nfe, time.perf_counter() - start
 

@@ -47,8 +47,8 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
     state = load_latest(checkpoint_dir, log=log)
     if state is not None and state.get("fingerprint") != fingerprint:
         aside = set_aside(checkpoint_dir)
-        log(f"{config.name}: checkpoints in {checkpoint_dir} hold other settings (fingerprint {state.get('fingerprint')}, "
-            f"now {fingerprint}); moved to {aside}; training from scratch")
+        log(f"{config.name}: checkpoints in {checkpoint_dir} hold other settings, data or code (fingerprint "
+            f"{state.get('fingerprint')}, now {fingerprint}); moved to {aside}; training from scratch")
         state = None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -85,11 +85,16 @@ def training_state(model, ema, optimizer, data_order, noise, step, fingerprint):
     }
 
 
-def load_trained(config, checkpoint_dir, sample_shape, *, device="cpu", log=print):
-    """The EMA model of the newest readable checkpoint in `checkpoint_dir`, in eval mode."""
+def load_trained(config, checkpoint_dir, sample_shape, *, fingerprint=None, device="cpu", log=print):
+    """The EMA model of the newest readable checkpoint in `checkpoint_dir`, in eval mode; with a
+    `fingerprint`, only a checkpoint that carries it (one trained with other settings, data or code
+    is refused, so that no result of a stale model is taken for the current one)."""
     state = load_latest(checkpoint_dir, log=log)
     if state is None:
         raise FileNotFoundError(f"configuration {config.name!r}: no readable checkpoint in {str(checkpoint_dir)!r}; train it first")
+    if fingerprint is not None and state.get("fingerprint") != fingerprint:
+        raise ValueError(f"configuration {config.name!r}: the checkpoint in {str(checkpoint_dir)!r} was trained with other settings, "
+                         f"data or code (fingerprint {state.get('fingerprint')}, now {fingerprint}); train it again first")
     model = build_model(config, sample_shape)
     model.load_state_dict(state["ema"]["model"])
     log(f"{config.name}: EMA weights of step {state['step']} from {checkpoint_dir}")

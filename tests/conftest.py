@@ -1,5 +1,5 @@
 """Every test starts from the same global random state, so a failure reproduces; the tests that run
-flows share one temporary Prefect API."""
+flows share one temporary Prefect API; tests that compare weights bit for bit compute on one thread."""
 
 import pytest
 import torch
@@ -10,6 +10,16 @@ from prefect.testing.utilities import prefect_test_harness
 @pytest.fixture(autouse=True)
 def seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module's tests, restored after: runs in this process compute the
+    same bits as one-threaded children and Dask workers (and small ops do not wait on a busy core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -64,23 +64,20 @@ train(Configuration(**fields), torch.load(images), folder, fingerprint=sys.argv[
 print("done", flush=True)
 """
 
-# name: (what the child waits at, the line on which it is killed, the step training resumes from)
+# The seeded random kill: the child does not wait; it is killed a seeded delay after it prints a
+# seeded step well before the last, so it dies inside training (a step takes about 13 ms).
+SEEDED = random.Random(6)
+RANDOM_STEP = SEEDED.randint(1, 40)
+RANDOM_DELAY = SEEDED.uniform(0.0, 0.05)  # seconds: a few steps at most
+
+# name: (what the child waits at, the line after which it is killed, seconds later, the step training resumes from)
 KILL_POINTS = {
-    "right after the first checkpoint": (dict(pause_after=11), "step 11", 10),
-    "between checkpoints": (dict(pause_after=25), "step 25", 20),
-    "after a checkpoint's step, before its checkpoint": (dict(pause_after=30), "step 30", 20),
-    "while a checkpoint is being written": (dict(pause_writing=40), "writing", 30),
-    "at a seeded random time": (dict(), None, None),
+    "right after the first checkpoint": (dict(pause_after=11), "step 11", 0.0, 10),
+    "between checkpoints": (dict(pause_after=25), "step 25", 0.0, 20),
+    "after a checkpoint's step, before its checkpoint": (dict(pause_after=30), "step 30", 0.0, 20),
+    "while a checkpoint is being written": (dict(pause_writing=40), "writing", 0.0, 30),
+    "at a seeded random time": (dict(), f"step {RANDOM_STEP}", RANDOM_DELAY, None),
 }
-RANDOM_KILL_SECONDS = random.Random(6).uniform(0.3, 2.0)  # after the child's first step
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def final_state(folder):
@@ -127,24 +124,24 @@ def kill(child, trigger, seconds=0.0):
 
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory):
-    """{kill point: (folder, last line the child printed, exit code)}: every child started at once,
+    """{kill point: (folder, the lines the child printed, exit code)}: every child started at once,
     each SIGKILLed at its point; the seeded random kill first, as the only one that depends on time."""
     root = tmp_path_factory.mktemp("killed")
     torch.save(IMAGES, root / "images.pt")
     folders = {name: root / f"point-{i}" for i, name in enumerate(KILL_POINTS)}
     children, outcome = {}, {}
     try:
-        for name, (pause, _, _) in KILL_POINTS.items():
+        for name, (pause, _, _, _) in KILL_POINTS.items():
             arguments = [json.dumps(FIELDS), str(root / "images.pt"), str(folders[name]), str(pause.get("pause_after", 0)),
                          str(pause.get("pause_writing", 0)), FINGERPRINT]
             with open(folders[name].with_suffix(".stderr"), "w") as stderr:
                 children[name] = subprocess.Popen([sys.executable, "-c", CHILD, *arguments], cwd=PROJECT, text=True,
                                                   stdout=subprocess.PIPE, stderr=stderr)
-        for name in sorted(KILL_POINTS, key=lambda name: KILL_POINTS[name][1] is not None):
-            trigger = KILL_POINTS[name][1]
-            lines, code = kill(children[name], trigger or "step 1", 0.0 if trigger else RANDOM_KILL_SECONDS)
-            assert lines and (not trigger or lines[-1] == trigger), (name, lines[-3:], folders[name].with_suffix(".stderr").read_text())
-            outcome[name] = (folders[name], lines[-1], code)
+        for name in sorted(KILL_POINTS, key=lambda name: KILL_POINTS[name][3] is not None):
+            _, trigger, seconds, _ = KILL_POINTS[name]
+            lines, code = kill(children[name], trigger, seconds)
+            assert trigger in lines, (name, lines[-3:], folders[name].with_suffix(".stderr").read_text())
+            outcome[name] = (folders[name], lines, code)
     finally:
         for child in children.values():
             if child.poll() is None:
@@ -155,18 +152,24 @@ def killed(tmp_path_factory):
 
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_killed_training_resumes_to_the_same_weights(point, killed, uninterrupted, one_thread):
-    folder, last_line, returncode = killed[point]
+    folder, lines, returncode = killed[point]
+    _, trigger, _, resumes_at = KILL_POINTS[point]
     checkpoints = sorted(folder.glob("step-*.pt"))
     newest = int(checkpoints[-1].stem.removeprefix("step-")) if checkpoints else None
-    if KILL_POINTS[point][2] is not None:
-        assert returncode == -signal.SIGKILL and newest == KILL_POINTS[point][2], (point, [p.name for p in checkpoints])
+    assert returncode == -signal.SIGKILL and lines[-1] != "done", (point, returncode, lines[-3:])
+    if resumes_at is not None:
+        assert lines[-1] == trigger and newest == resumes_at, (point, lines[-3:], [p.name for p in checkpoints])
+    else:  # killed inside training, with the checkpoints that its last printed step implies
+        last_step = int(lines[-1].removeprefix("step "))
+        assert last_step < FIELDS["steps"], lines[-3:]
+        assert last_step - FIELDS["checkpoint_every"] <= (newest or 0) <= last_step, (lines[-3:], [p.name for p in checkpoints])
     if point == "while a checkpoint is being written":
         (half,) = folder.glob(".step-00000040.pt.*.tmp")
         assert half.stat().st_size > 0
     messages = []
     train(Configuration(**FIELDS), IMAGES, folder, fingerprint=FINGERPRINT, log=messages.append)
     resumed = [message for message in messages if "resuming" in message]
-    assert resumed == ([f"tiny: resuming at step {newest}"] if newest else []), (point, last_line, messages)
+    assert resumed == ([f"tiny: resuming at step {newest}"] if newest else []), (point, lines[-1], messages)
     assert_equal_weights(final_state(folder), uninterrupted)
     assert not list(folder.glob(".step-*.tmp"))  # a killed writer's temporary file is gone
 

@@ -244,3 +244,44 @@ def test_learned_schedule_trains_and_stays_monotone_with_fixed_ends():
     importance = schedule.double().importance(midpoints).detach()
     assert (importance > 0).all()
     assert importance.mean().item() == pytest.approx(1.0, abs=1e-6)
+
+
+def loss_moments(model, objective, data):
+    """(variance, mean) of the per-sample loss on `data`, with the same noise draws every call
+    (common random numbers), so a change is the schedule's and not the sample's."""
+    with torch.no_grad():
+        per_sample, _ = objective(model, data, torch.Generator().manual_seed(1))
+    return per_sample.var().item(), per_sample.mean().item()
+
+
+def test_learned_schedule_lowers_the_variance_of_the_loss_and_keeps_its_mean(one_thread):
+    """VDM (Kingma et al. 2021, App. I.2): descending Var[loss] in the schedule's shape alone (the
+    network fixed) lowers the variance; the importance weight keeps E[loss] where it was."""
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(0)
+    schedule = LearnedVP(hidden=16)
+    with torch.no_grad():
+        for p in schedule.parameters():
+            p.normal_(0, 2)  # a curved shape, far from the variance's minimum
+    model = DiffusionModel(MLP(2, hidden=32, depth=2), schedule, "eps", "c_noise")
+    objective = Objective("uniform", "snr")
+    data = GaussianMixture.ring().sample(4096, generator)
+
+    def batch():
+        return data[torch.randint(len(data), (256,), generator=generator)]
+
+    schedule.requires_grad_(False)
+    network_optimizer = torch.optim.Adam(model.network.parameters(), lr=1e-2)
+    for _ in range(50):  # a network whose loss depends on the noise level
+        train_step(model, objective, network_optimizer, batch(), generator=generator)
+    schedule.requires_grad_(True)
+    model.network.requires_grad_(False)
+    variance_before, mean_before = loss_moments(model, objective, data)
+
+    schedule_optimizer = torch.optim.Adam(schedule.parameters(), lr=0.1)
+    for _ in range(30):
+        train_step(model, objective, schedule_optimizer, batch(), generator=generator)
+
+    variance, mean = loss_moments(model, objective, data)
+    assert variance < 0.8 * variance_before, (variance_before, variance)
+    assert mean == pytest.approx(mean_before, rel=0.02)

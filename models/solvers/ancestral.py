@@ -16,8 +16,6 @@ def ddpm(denoise, x, sigmas, *, generator=None, variance="large"):
     step's variance, 1 - abar_t / abar_{t-1} between grid points), "small" is beta_tilde_t (the
     posterior's). No noise is added on the step into sigma = 0.
     """
-    if variance not in ("large", "small"):
-        raise ValueError(f"solver 'ddpm': option variance={variance!r}; allowed: 'large', 'small'")
     for sigma, sigma_next in steps(sigmas):
         x0 = denoise(x, sigma)
         x = x0 + (sigma_next / sigma) ** 2 * (x - x0)  # posterior mean
@@ -36,8 +34,6 @@ def ddim(denoise, x, sigmas, *, generator=None, eta=0.0):
     sigma_up is DDIM's sigma_t(eta) in sigma-space; eta = 1 on consecutive DDPM steps is DDPM with
     the posterior variance. Also k-diffusion's Euler ancestral, which is the same update.
     """
-    if not 0 <= eta <= 1:
-        raise ValueError(f"solver 'ddim': option eta={eta!r}; allowed: 0 <= eta <= 1")
     for sigma, sigma_next in steps(sigmas):
         x0 = denoise(x, sigma)  # predicted x0
         eps = (x - x0) / sigma  # predicted noise

@@ -7,6 +7,8 @@ from typing import Callable
 
 import torch
 
+from .. import axes
+
 
 class Denoise:
     """Calls the user's denoiser with a per-sample sigma of shape [B]; counts calls; refuses
@@ -34,7 +36,10 @@ def derivative(denoise, x, sigma):
 
 
 def noise_like(x, generator):
-    """Standard normal noise shaped like x, drawn from `generator` (on the generator's device)."""
+    """Standard normal noise shaped like x, drawn from `generator` (on the generator's device), or from
+    a list of one generator per sample, so that a sample's noise does not depend on its batch."""
+    if isinstance(generator, list):
+        return torch.stack([torch.randn(x.shape[1:], generator=g, dtype=x.dtype, device=g.device) for g in generator]).to(x.device)
     device = generator.device if generator is not None else x.device
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
 
@@ -63,18 +68,30 @@ def check_sigmas(name, sigmas):
 class Solver:
     """A sampler: `solver(denoiser, x, sigmas, *, generator=None, **options) -> x at sigmas[-1]`.
 
-    order: convergence order in theory; stochastic: draws noise with its default options;
-    calls_per_step / final_calls: denoiser calls of an inner step and of the step into sigma = 0.
+    `generator` is a torch.Generator or a list of one per sample. What the solver is (paper, order,
+    stochastic, calls per step) and which options it accepts is declared in `models.axes.SOLVERS`;
+    `defaults` are this entry's own defaults over the algorithm's.
     """
 
     name: str
     algorithm: Callable
-    paper: str
-    order: int
-    stochastic: bool
-    calls_per_step: int = 1
-    final_calls: int = 1
     defaults: dict = field(default_factory=dict)
+
+    @property
+    def declared(self):
+        return axes.SOLVERS[self.name]
+
+    @property
+    def paper(self):
+        return self.declared.paper
+
+    @property
+    def order(self):
+        return self.declared.order
+
+    @property
+    def stochastic(self):
+        return self.declared.stochastic
 
     @property
     def options(self):
@@ -85,18 +102,15 @@ class Solver:
 
     def nfe(self, num_steps):
         """Exact denoiser calls on a grid of `num_steps` steps that ends at sigma = 0."""
-        return self.calls_per_step * (num_steps - 1) + self.final_calls
+        return self.declared.nfe(num_steps)
 
     def __call__(self, denoiser, x, sigmas, *, generator=None, **options):
         return self.count_calls(denoiser, x, sigmas, generator=generator, **options)[0]
 
     def count_calls(self, denoiser, x, sigmas, *, generator=None, **options):
         """Run the solver and return (x, number of denoiser calls actually made)."""
-        allowed = self.options
-        unknown = sorted(set(options) - set(allowed))
-        if unknown:
-            raise ValueError(f"solver {self.name!r}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
+        axes.check_options("solver", self.name, self.declared, options)
         grid = check_sigmas(self.name, sigmas)
         denoise = Denoise(denoiser, self.name, grid)
-        x = self.algorithm(denoise, x, grid, generator=generator, **{**allowed, **options})
+        x = self.algorithm(denoise, x, grid, generator=generator, **{**self.options, **options})
         return x, denoise.calls

@@ -18,8 +18,6 @@ def ipndm(denoise, x, sigmas, *, generator=None, max_order=4):
     The Euler warm-start step and the fixed coefficients on a non-uniform grid limit the global
     order to 2; on a uniform grid the inner steps are 4th order.
     """
-    if max_order not in (1, 2, 3, 4):
-        raise ValueError(f"solver 'ipndm': option max_order={max_order!r}; allowed: 1, 2, 3, 4")
     history = []
     for sigma, sigma_next in steps(sigmas):
         history = [derivative(denoise, x, sigma)] + history[: max_order - 1]
@@ -53,8 +51,6 @@ def deis(denoise, x, sigmas, *, generator=None, max_order=3, lower_order_final=T
     last two steps use orders 2 and 1, as in the reference code of DPM-Solver (Lu et al. 2022b) and
     diffusers' DEIS.
     """
-    if max_order not in (1, 2, 3):
-        raise ValueError(f"solver 'deis': option max_order={max_order!r}; allowed: 1, 2, 3")
     num_steps = len(sigmas) - 1
     history, nodes = [], []
     for i, (sigma, sigma_next) in enumerate(steps(sigmas)):
@@ -76,8 +72,6 @@ def unipc(denoise, x, sigmas, *, generator=None, variant="bh2"):
     B(h) = h ("bh1") or e^h - 1 ("bh2"). First order on the first step; no corrector on the last
     step (it would cost a call), and first order on the step into sigma = 0.
     """
-    if variant not in ("bh1", "bh2"):
-        raise ValueError(f"solver 'unipc': option variant={variant!r}; allowed: 'bh1', 'bh2'")
     grid = list(steps(sigmas))
     m, m_prev, lam_prev = denoise(x, sigmas[0]), None, None
     for i, (sigma, sigma_next) in enumerate(grid):

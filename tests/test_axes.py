@@ -1,0 +1,98 @@
+"""The declarations of models/axes.py say what the implementations do: the same names in every
+table, the same options, defaults that the declared ranges accept, and the rules the code enforces."""
+
+import inspect
+import re
+
+import pytest
+import torch
+
+from models import axes
+from models.conditioning import CONDITIONINGS
+from models.discretizations import DISCRETIZATIONS
+from models.networks import NETWORKS
+from models.objectives import NOISE_SAMPLING, WEIGHTINGS
+from models.parameterizations import PARAMETERIZATIONS
+from models.schedules import SCHEDULES
+from models.solvers import SOLVERS
+
+SIZE = {"in_channels", "dim"}  # a network's input size comes from the data, not from params
+
+
+def keyword_defaults(function, skip=()):
+    """{name: default} of the parameters with a default, minus `skip`."""
+    parameters = inspect.signature(function).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not p.empty and p.name not in skip}
+
+
+TABLES = {
+    "noise schedule": (axes.NOISE_SCHEDULES, SCHEDULES, lambda entry: keyword_defaults(entry)),
+    "parameterization": (axes.PARAMETERIZATIONS, PARAMETERIZATIONS, lambda entry: {}),
+    "time conditioning": (axes.CONDITIONINGS, CONDITIONINGS, lambda entry: {}),
+    "noise sampling": (axes.NOISE_SAMPLING, NOISE_SAMPLING, lambda entry: keyword_defaults(entry)),
+    "loss weighting": (axes.WEIGHTINGS, WEIGHTINGS, lambda entry: keyword_defaults(entry)),
+    "network": (axes.NETWORKS, NETWORKS, lambda entry: keyword_defaults(entry, skip=SIZE)),
+    "solver": (axes.SOLVERS, SOLVERS, lambda entry: entry.options),
+    "step schedule": (axes.STEP_SCHEDULES, DISCRETIZATIONS, lambda entry: {**keyword_defaults(entry), "sigma_min": None, "sigma_max": None}),
+}
+ENTRIES = [(kind, name) for kind, (declared, _, _) in TABLES.items() for name in declared]
+
+
+@pytest.mark.parametrize("kind", TABLES)
+def test_every_table_declares_exactly_its_entries(kind):
+    declared, implemented, _ = TABLES[kind]
+    assert list(declared) == list(implemented)
+
+
+@pytest.mark.parametrize("kind, name", ENTRIES)
+def test_every_entry_declares_exactly_its_options_and_accepts_its_defaults(kind, name):
+    declared, implemented, options_of = TABLES[kind]
+    defaults = options_of(implemented[name])
+    assert set(declared[name].options.model_fields) == set(defaults), (kind, name)
+    given = {key: list(value) if isinstance(value, tuple) else value for key, value in defaults.items() if value is not None}  # as YAML writes them
+    assert list(axes.option_problems(kind, name, declared[name], given)) == [], (kind, name, given)
+
+
+def test_discrete_noise_schedules_are_those_with_timesteps():
+    assert {name for name, entry in axes.NOISE_SCHEDULES.items() if entry.discrete} == {
+        name for name, schedule in SCHEDULES.items() if schedule().timesteps is not None}
+
+
+def test_entries_that_need_a_discrete_schedule_refuse_a_continuous_one():
+    continuous, discrete = SCHEDULES["edm"](), SCHEDULES["ddpm"]()
+    sigma = torch.tensor([1.0], dtype=torch.float64)
+    for name, entry in axes.CONDITIONINGS.items():
+        CONDITIONINGS[name](sigma, discrete)
+        if entry.needs_discrete:
+            with pytest.raises(ValueError, match="discrete"):
+                CONDITIONINGS[name](sigma, continuous)
+        else:
+            CONDITIONINGS[name](sigma, continuous)
+    for name, entry in axes.NOISE_SAMPLING.items():
+        NOISE_SAMPLING[name](4, discrete, torch.Generator())
+        if entry.needs_discrete:
+            with pytest.raises(ValueError, match="discrete"):
+                NOISE_SAMPLING[name](4, continuous, torch.Generator())
+        else:
+            NOISE_SAMPLING[name](4, continuous, torch.Generator())
+
+
+@pytest.mark.parametrize("options, problem", [
+    ({"eta": 2}, "option eta must be a number with 0 <= eta <= 1"),
+    ({"eta": True}, "option eta must be a number with 0 <= eta <= 1"),
+    ({"eta": "0.5"}, "option eta must be a number"),
+    ({"etta": 0.5}, "does not accept option(s) ['etta']; allowed: ['eta']"),
+])
+def test_a_solver_refuses_options_its_declaration_refuses(options, problem):
+    with pytest.raises(ValueError, match=rf"^solver 'ddim'.*{re.escape(problem)}"):
+        SOLVERS["ddim"](lambda x, sigma: x, torch.zeros(2, 2), [1.0, 0.0], **options)
+
+
+def test_requirements_in_words():
+    fields = {**axes.HeunOptions.model_fields, **axes.UNetOptions.model_fields, **axes.SigmaRange.model_fields}
+    assert axes.requirement("s_churn", fields["s_churn"]) == "a number with 0 <= s_churn"
+    assert axes.requirement("dropout", fields["dropout"]) == "a number with 0 <= dropout < 1"
+    assert axes.requirement("channels", fields["channels"]) == "a positive integer"
+    assert axes.requirement("sigma_min", fields["sigma_min"]) == "a positive, finite number"
+    assert axes.requirement("attention", fields["attention"]) == "true or false"
+    assert axes.requirement("embedding", fields["embedding"]) == "one of 'positional', 'fourier'"

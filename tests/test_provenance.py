@@ -1,0 +1,119 @@
+"""Never stale, part one: every DVC stage depends on exactly the source files its command imports
+(followed through models/, tasks/ and flows/), and the identities that decide whether a checkpoint
+is resumed or a logged cell reused change with the code they run."""
+
+import copy
+
+import pytest
+import torch
+import yaml
+
+from models.solvers import SOLVERS
+from models.solvers.contract import Solver
+from models.solvers.runge_kutta import euler
+from tasks.provenance import CHECK_ONLY, PACKAGES, PROJECT, cell_code, cell_files, digest, imported_modules, source_files, tensors_digest
+
+DVC = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
+
+
+def stage_definitions(dvc):
+    """{stage name: its definition} of a parsed dvc.yaml, `foreach` stages by their `do` block."""
+    return {name: stage.get("do", stage) for name, stage in dvc["stages"].items()}
+
+
+def python_files(path):
+    """The project's Python files at a dep path: the file itself, or every file in the folder."""
+    target = PROJECT / path
+    found = [target] if target.is_file() else sorted(target.rglob("*.py"))
+    return {p.relative_to(PROJECT).as_posix() for p in found if "__pycache__" not in p.parts}
+
+
+def dependency_problems(dvc):
+    """What is wrong with the source deps of each stage: a file its command imports that no dep
+    covers, or a dep on source files it does not import."""
+    problems = []
+    for name, stage in stage_definitions(dvc).items():
+        module = stage["cmd"].split()[2]  # python -m <module> ...
+        imported = source_files(module)
+        sources = [dep for dep in stage["deps"] if dep.split("/")[0] in PACKAGES]
+        covered = set().union(*(python_files(dep) for dep in sources))
+        problems += [f"{name}: imports {path}, which is not among its deps" for path in sorted(imported - covered)]
+        problems += [f"{name}: depends on {path}, which it does not import" for path in sorted(covered - imported)]
+    return problems
+
+
+def test_every_stage_depends_on_exactly_the_files_it_imports():
+    assert dependency_problems(DVC) == []
+
+
+@pytest.mark.parametrize("stage, dep", [("train", "models/networks.py"), ("evaluate", "models"), ("report", "tasks/report.py")])
+def test_a_dep_taken_out_of_dvc_yaml_is_named(stage, dep):
+    broken = copy.deepcopy(DVC)
+    stage_definitions(broken)[stage]["deps"].remove(dep)
+    problems = dependency_problems(broken)
+    assert problems and all(problem.startswith(f"{stage}: imports ") for problem in problems)
+    assert any(dep in problem for problem in problems), problems
+
+
+def test_a_dep_on_code_a_stage_does_not_run_is_named():
+    broken = copy.deepcopy(DVC)
+    stage_definitions(broken)["prepare"]["deps"].append("models/solvers")
+    assert "prepare: depends on models/solvers/runge_kutta.py, which it does not import" in dependency_problems(broken)
+
+
+def test_training_imports_no_sampling_code():
+    """The params schema that every stage imports checks solvers and step schedules against their
+    declarations (models/axes.py), not their code: editing a solver re-runs no training."""
+    for module in ("flows.prepare", "flows.features", "flows.train"):
+        files = source_files(module)
+        assert not [f for f in files if f.startswith("models/solvers/") or f == "models/discretizations.py"], module
+    assert "models/axes.py" in source_files("flows.train")
+
+
+def test_imports_are_followed_everywhere_but_the_params_checks_model_imports():
+    assert "models/axes.py" in source_files("models.solvers.contract")  # `from .. import axes`
+    assert {"models/solvers/__init__.py", "models/__init__.py"} <= source_files("models.solvers.runge_kutta")  # parent packages run first
+    assert "models/gaussian_mixture.py" in source_files("tasks.data")
+    assert CHECK_ONLY["flows/params.py"].isdisjoint(source_files("flows.params"))
+    assert "models/schedules.py" in source_files("flows.train")  # where it computes with them, it depends on them
+
+
+def test_every_kind_of_import_statement_is_read():
+    source = """
+import models.fid, torch
+from .contract import steps
+from .. import axes
+
+
+def late():
+    from tasks.report import sample_grid
+"""
+    modules = imported_modules(source, "models.solvers")
+    assert {"models.fid", "models.solvers.contract", "models.axes", "tasks.report"} <= set(modules)
+    assert "models.solvers.contract.steps" in modules and "models.solvers" not in modules
+
+
+def test_a_cell_depends_on_its_own_solver_code_only():
+    euler_files, ipndm_files = cell_files(SOLVERS["euler"]), cell_files(SOLVERS["ipndm"])
+    assert {"models/solvers/runge_kutta.py", "models/solvers/contract.py", "models/networks.py", "models/fid.py"} <= euler_files
+    assert "models/solvers/multistep.py" not in euler_files and "models/solvers/__init__.py" not in euler_files
+    assert ipndm_files - euler_files == {"models/solvers/multistep.py"}
+    alias = Solver("ipndm", euler)  # ipndm made an alias of euler
+    assert cell_code(alias) != cell_code(SOLVERS["ipndm"])
+    assert cell_code(SOLVERS["heun"]) != cell_code(SOLVERS["euler"])  # same module, other entries
+    assert cell_code(SOLVERS["heun"]) == cell_code(Solver("heun", SOLVERS["heun"].algorithm))
+    assert cell_code(Solver("heun", SOLVERS["heun"].algorithm, defaults={"s_churn": 1.0})) != cell_code(SOLVERS["heun"])
+
+
+def test_digests_follow_content_not_identity():
+    weights = {"a": torch.arange(6.0).reshape(2, 3), "b": [torch.zeros(2, dtype=torch.int64), 3]}
+    assert tensors_digest(weights) == tensors_digest(copy.deepcopy(weights))
+    changed = copy.deepcopy(weights)
+    changed["a"][1, 2] += 1e-6
+    assert tensors_digest(changed) != tensors_digest(weights)
+    assert tensors_digest({"a": weights["a"].reshape(3, 2), "b": weights["b"]}) != tensors_digest(weights)  # shape counts
+    assert digest({"x": 1, "y": [2]}) == digest({"y": [2], "x": 1}) != digest({"x": 1, "y": [3]})
+
+
+def test_source_files_of_a_module_outside_the_project_is_empty():
+    assert source_files("torch.nn") == set()
