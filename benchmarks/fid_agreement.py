@@ -11,7 +11,8 @@ Feature sets:
 - Inception-sized: random Gaussian features of 2,048 dimensions, 10,000 per set, of two different
   means and covariances, handed to torchmetrics by a feature module that returns its input.
 
-    python -m benchmarks.fid_agreement [--repeats 3] [--dim 2048] [--samples 10000] [--out FILE]
+    python -m benchmarks.fid_agreement [--params params.yaml] [--dim 2048] [--samples 10000] [--repeats 3] [--threads N]
+        [--out benchmarks/results/fid_agreement.json]
 """
 
 import statistics
@@ -21,12 +22,12 @@ import scipy.linalg
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from flows.params import load_params
+from flows.params_file import load_params
 from models.fid import fid
 from tasks.data import prepare
 from tasks.features import extractor_for, fit
 
-from .measure import describe, interleaved, machine, markdown, paired, parse, parser, spread, write_json
+from .helpers.measure import describe, interleaved, machine, markdown, paired, parse, parser, spread, write_json
 
 
 def frechet_scipy(real, fake):
@@ -75,12 +76,17 @@ def compared(name, torchmetrics_run, scipy_run, repeats):
     """One row: both values, their relative difference, and the seconds of each."""
     values = {"torchmetrics": torchmetrics_run(), "scipy": scipy_run()}
     times = interleaved({"torchmetrics": torchmetrics_run, "scipy": scipy_run}, repeats)
-    return {"features": name, **values, "relative_difference": abs(values["torchmetrics"] - values["scipy"]) / abs(values["scipy"]),
-            "seconds": {side: statistics.median(t) for side, t in times.items()}, "time_ratio": paired(times["torchmetrics"], times["scipy"])}
+    return {
+        "features": name,
+        **values,
+        "relative_difference": abs(values["torchmetrics"] - values["scipy"]) / abs(values["scipy"]),
+        "seconds": {side: statistics.median(t) for side, t in times.items()},
+        "time_ratio": paired(times["torchmetrics"], times["scipy"]),
+    }
 
 
 def main():
-    arguments = parser("fid_agreement", __doc__, repeats=3)
+    arguments = parser("fid_agreement", __doc__, repeats=3, threads=True)
     arguments.add_argument("--dim", type=int, default=2048)
     arguments.add_argument("--samples", type=int, default=10_000)
     arguments.add_argument("--params", default="params.yaml")
@@ -91,17 +97,49 @@ def main():
     extractor = extractor_for(study.features, state["classifier"], tuple(data.train_images.shape[1:]))
     noisy = (data.test_images + 0.25 * torch.randn(data.test_images.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
     real, fake = random_features(args.dim, args.samples)
-    rows = [compared(f"digits classifier ({study.features.num_features}): train vs {label}",
-                     lambda other=other: fid(data.train_images, other, extractor),
-                     lambda other=other: frechet_scipy(features(extractor, data.train_images), features(extractor, other)), args.repeats)
-            for label, other in (("test (data floor)", data.test_images), ("noisy test", noisy))]
-    rows.append(compared(f"random Gaussian ({args.dim}), {args.samples} vs {args.samples}", lambda: torchmetrics_on_features(real, fake),
-                         lambda: frechet_scipy(real.numpy(), fake.numpy()), args.repeats))
+    rows = [
+        compared(
+            f"digits classifier ({study.features.num_features}): train vs {label}",
+            lambda other=other: fid(data.train_images, other, extractor),
+            lambda other=other: frechet_scipy(features(extractor, data.train_images), features(extractor, other)),
+            args.repeats,
+        )
+        for label, other in (("test (data floor)", data.test_images), ("noisy test", noisy))
+    ]
+    rows.append(
+        compared(
+            f"random Gaussian ({args.dim}), {args.samples} vs {args.samples}",
+            lambda: torchmetrics_on_features(real, fake),
+            lambda: frechet_scipy(real.numpy(), fake.numpy()),
+            args.repeats,
+        )
+    )
     print(f"{describe(machine())}; median of {args.repeats} interleaved repeats\n")
-    print(markdown(["features", "FID torchmetrics", "FID scipy sqrtm", "relative difference", "seconds torchmetrics", "seconds scipy",
-                    "time torchmetrics / scipy"],
-                   [[row["features"], f"{row['torchmetrics']:.6f}", f"{row['scipy']:.6f}", f"{row['relative_difference']:.1e}",
-                     f"{row['seconds']['torchmetrics']:.3f}", f"{row['seconds']['scipy']:.3f}", spread(row["time_ratio"], 2)] for row in rows]))
+    print(
+        markdown(
+            [
+                "features",
+                "FID torchmetrics",
+                "FID scipy sqrtm",
+                "relative difference",
+                "seconds torchmetrics",
+                "seconds scipy",
+                "time torchmetrics / scipy",
+            ],
+            [
+                [
+                    row["features"],
+                    f"{row['torchmetrics']:.6f}",
+                    f"{row['scipy']:.6f}",
+                    f"{row['relative_difference']:.1e}",
+                    f"{row['seconds']['torchmetrics']:.3f}",
+                    f"{row['seconds']['scipy']:.3f}",
+                    spread(row["time_ratio"], 2),
+                ]
+                for row in rows
+            ],
+        )
+    )
     write_json({"repeats": args.repeats, "rows": rows}, args.out)
 
 

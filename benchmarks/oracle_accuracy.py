@@ -1,19 +1,18 @@
 """Accuracy of every deterministic solver on the Gaussian-mixture oracle, against the exact
 probability-flow ODE solution (DOP853, tolerance 1e-12). Prints a markdown table and writes JSON.
 
-    python -m benchmarks.oracle_accuracy [--samples 256] [--json results.json]
+    python -m benchmarks.oracle_accuracy [--samples 256] [--out benchmarks/results/oracle_accuracy.json]
 """
-
-import argparse
-import json
 
 import numpy as np
 import torch
 
-from models.discretizations import grid_for_budget, step_schedule
 from models.gaussian_mixture import GaussianMixture
-from models.schedules import EDM
+from models.noise_schedules import EDM
 from models.solvers import SOLVERS
+from models.step_schedules import grid_for_budget, step_schedule
+
+from .helpers.measure import markdown, parse, parser, write_json
 
 SIGMA_END = 1e-5  # the reference stops here; |x(1e-5) - x(0)| is below float64 noise for this mixture
 
@@ -27,10 +26,9 @@ def measured_order(solver, mixture, x, counts=(20, 40, 80, 160)):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=256)
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    arguments = parser("oracle_accuracy", __doc__)
+    arguments.add_argument("--samples", type=int, default=256)
+    args = parse(arguments)
     mixture, schedule = GaussianMixture.ring(), EDM()
     x = torch.randn(args.samples, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * schedule.sigma_max
     reference = mixture.flow(x, schedule.sigma_max, SIGMA_END)
@@ -46,14 +44,17 @@ def main():
                 row[f"{discretization}@{budget}"] = {"nfe": nfe, "error": error}
         rows.append(row)
     columns = [f"{d}@{b}" for b in (5, 10, 20) for d in ("karras", "logsnr_uniform")]
-    print("| solver | order | measured order | " + " | ".join(f"error {c} (NFE)" for c in columns) + " |")
-    print("|---" * (3 + len(columns)) + "|")
-    for row in rows:
-        cells = [f"{row[c]['error']:.2e} ({row[c]['nfe']})" for c in columns]
-        print(f"| {row['solver']} | {row['order']} | {row['measured_order']:.2f} | " + " | ".join(cells) + " |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=2)
+    print(
+        markdown(
+            ["solver", "order", "measured order"] + [f"error {c} (NFE)" for c in columns],
+            [
+                [row["solver"], row["order"], f"{row['measured_order']:.2f}"]
+                + [f"{row[c]['error']:.2e} ({row[c]['nfe']})" for c in columns]
+                for row in rows
+            ],
+        )
+    )
+    write_json({"samples": args.samples, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
 """What orchestration costs and what Dask workers gain, on the study itself.
 
-    python -m benchmarks.orchestration overhead [--params params.yaml]
+    python -m benchmarks.orchestration overhead [--params params.yaml] [--out benchmarks/results/orchestration_overhead.json]
         `python -m flows.repro` (dvc repro, one Prefect server) on a fresh git copy of the project,
         the server's start and stop included:
         per stage, its flow run's time and the time inside its Prefect tasks (the union of their
         intervals, from the Prefect API); the time between flow runs (DVC, process starts, imports);
         and everything outside tasks (Prefect, MLflow, DVC, imports) as a share of the wall time.
     python -m benchmarks.orchestration runners [--params profiles/smoke.yaml] [--repeats 3]
+            [--out benchmarks/results/orchestration_runners.json]
         `python -m flows.study` with the local task runner, Dask with 1 worker and with 2 workers,
         each repeat on a fresh root: median wall time and the speed-up of 2 workers over 1.
 
-Prints a markdown table and writes JSON (--out)."""
+Prints a markdown table and writes JSON."""
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -27,10 +27,15 @@ from prefect.client.orchestration import get_client
 
 from flows.servers import prefect_server
 
+from .helpers.measure import add_common, parse, write_json
+
 PROJECT = Path(__file__).resolve().parents[1]
 SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots", "profiles"]
-RUNNERS = {"local": {}, "dask, 1 worker": {"task_runner": "dask", "dask_workers": 1},
-           "dask, 2 workers": {"task_runner": "dask", "dask_workers": 2}}
+RUNNERS = {
+    "local": {},
+    "dask, 1 worker": {"task_runner": "dask", "dask_workers": 1},
+    "dask, 2 workers": {"task_runner": "dask", "dask_workers": 2},
+}
 
 
 def copy_project(target, params):
@@ -80,8 +85,13 @@ def stage_times(api):
     for run in sorted(flows, key=lambda run: run.start_time):
         configuration = run.parameters.get("configuration")
         own = [task for task in tasks if task.flow_run_id == run.id]
-        stages.append({"stage": names[run.flow_id] + (f"@{configuration}" if configuration else ""),
-                       "flow_s": (run.end_time - run.start_time).total_seconds(), "tasks_s": union(spans(own))})
+        stages.append(
+            {
+                "stage": names[run.flow_id] + (f"@{configuration}" if configuration else ""),
+                "flow_s": (run.end_time - run.start_time).total_seconds(),
+                "tasks_s": union(spans(own)),
+            }
+        )
     return stages, union(spans(flows)), union(spans(tasks))
 
 
@@ -94,7 +104,11 @@ def overhead(params):
         copy_project(repo, params)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))} | {"PREFECT_HOME": str(home)}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-        for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "b"]):
+        for command in (
+            ["git", "init", "-q"],
+            ["git", "add", "-A"],
+            ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "b"],
+        ):
             subprocess.run(command, cwd=repo, env=env, check=True)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "flows.repro"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -106,9 +120,21 @@ def overhead(params):
     for row in stages:
         print(f"| {row['stage']} | {row['flow_s']:.1f} s | {row['tasks_s']:.1f} s | {row['flow_s'] - row['tasks_s']:.1f} s |")
     print(f"| between flow runs (DVC, process starts, imports) | {wall - in_flows:.1f} s | | |")
-    print(f"| whole `dvc repro` | {wall:.1f} s | {inside:.1f} s | orchestration {wall - inside:.1f} s = {100 * (wall - inside) / wall:.1f} % |")
-    return [{"params": str(params), "wall_s": wall, "in_flow_runs_s": in_flows, "inside_tasks_s": inside,
-             "orchestration_s": wall - inside, "orchestration_share": (wall - inside) / wall, "stages": stages}]
+    print(
+        f"| whole `dvc repro` | {wall:.1f} s | {inside:.1f} s | "
+        f"orchestration {wall - inside:.1f} s = {100 * (wall - inside) / wall:.1f} % |"
+    )
+    return [
+        {
+            "params": str(params),
+            "wall_s": wall,
+            "in_flow_runs_s": in_flows,
+            "inside_tasks_s": inside,
+            "orchestration_s": wall - inside,
+            "orchestration_share": (wall - inside) / wall,
+            "stages": stages,
+        }
+    ]
 
 
 def runners(params, repeats):
@@ -118,8 +144,13 @@ def runners(params, repeats):
             with tempfile.TemporaryDirectory() as root:
                 sets = [f"--set=orchestration.{key}={value}" for key, value in orchestration.items()]
                 start = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "flows.study", "--params", str(params), "--root", root, *sets], cwd=PROJECT,
-                               check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                subprocess.run(
+                    [sys.executable, "-m", "flows.study", "--params", str(params), "--root", root, *sets],
+                    cwd=PROJECT,
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 times[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(values) for name, values in times.items()}
     print(f"| task runner ({params}, median of {repeats}) | wall | speed-up over dask, 1 worker |\n|---|---|---|")
@@ -129,19 +160,20 @@ def runners(params, repeats):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["overhead", "runners"])
-    parser.add_argument("--params", type=Path)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    arguments = argparse.ArgumentParser(prog="python -m benchmarks.orchestration", description=__doc__.splitlines()[0])
+    what = arguments.add_subparsers(dest="what", required=True)
+    for name, params, repeats, purpose in (
+        ("overhead", "params.yaml", None, "orchestration's share of `python -m flows.repro`"),
+        ("runners", "profiles/smoke.yaml", 3, "`python -m flows.study` with each task runner"),
+    ):
+        command = add_common(what.add_parser(name, help=purpose, description=purpose), f"orchestration_{name}", repeats)
+        command.add_argument("--params", type=Path, default=PROJECT / params, help=f"the study's parameters (default: {params})")
+    args = parse(arguments)
+    params = args.params.resolve()
     if args.what == "overhead":
-        rows = overhead((args.params or PROJECT / "params.yaml").resolve())
+        write_json({"rows": overhead(params)}, args.out)
     else:
-        rows = runners((args.params or PROJECT / "profiles" / "smoke.yaml").resolve(), args.repeats)
-    out = args.out or PROJECT / "benchmarks" / "results" / f"orchestration_{args.what}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+        write_json({"params": str(params), "repeats": args.repeats, "rows": runners(params, args.repeats)}, args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Our solvers against k-diffusion's samplers and diffusers' schedulers of the same algorithm, on one
-denoiser, sigma grid and noise (`benchmarks/peers.py` says how each peer is run). Prints markdown
-tables and writes JSON.
+denoiser, sigma grid and noise (`benchmarks/helpers/peers.py` says how each peer is run). Prints
+markdown tables and writes JSON.
 
 1. Speed: seconds to sample a batch (default 1,000) with the default study's U-Net (the first
    configuration of params.yaml, untrained, seed 0, its zero-initialised output layer drawn like the
@@ -16,25 +16,27 @@ tables and writes JSON.
    solution (as benchmarks/oracle_accuracy.py) at NFE budgets 5, 10, 20 on Karras grids, for ours,
    the peers' counterparts and the peers' own higher-order methods.
 
-    python -m benchmarks.solvers_vs_peers [--batch 1000] [--steps 10] [--repeats 3] [--own-repeats 30] [--threads N] [--out FILE]
+    python -m benchmarks.solvers_vs_peers [--params params.yaml] [--batch 1000] [--steps 10] [--repeats 3] [--own-repeats 30]
+        [--threads N] [--out benchmarks/results/solvers_vs_peers.json]
 """
 
 import importlib
 import importlib.metadata
 import statistics
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 
-from flows.params import load_params
-from models.discretizations import grid_for_budget, step_schedule
+from flows.params_file import load_params
 from models.gaussian_mixture import GaussianMixture
-from models.schedules import EDM
+from models.noise_schedules import EDM
 from models.solvers import SOLVERS
+from models.step_schedules import grid_for_budget, step_schedule
 from tasks.train import build_model
 
-from . import peers as peer
-from .measure import describe, interleaved, machine, markdown, paired, parse, parser, write_json
+from .helpers import peers as peer
+from .helpers.measure import describe, interleaved, machine, markdown, paired, parse, parser, write_json
 from .oracle_accuracy import SIGMA_END
 
 BUDGETS = (5, 10, 20)
@@ -89,7 +91,9 @@ def peer_only_methods(peers, sigmas):
     """{(method, implementation): Method}: the peers' own methods without a counterpart here."""
     found = {}
     if "k-diffusion" in peers:
-        found.update({(label, "k-diffusion"): k_diffusion_method(peers, sampler, sigmas) for label, sampler in peer.K_DIFFUSION_ONLY.items()})
+        found.update(
+            {(label, "k-diffusion"): k_diffusion_method(peers, sampler, sigmas) for label, sampler in peer.K_DIFFUSION_ONLY.items()}
+        )
     if "diffusers" in peers:
         found.update({(label, "diffusers"): diffusers_method(*entry, sigmas) for label, entry in peer.DIFFUSERS_ONLY.items()})
     return found
@@ -135,24 +139,41 @@ def speed(model, peers, args):
     for name, solver in SOLVERS.items():
         methods = counterparts(name, peers, sigmas)
         nfe = solver.nfe(args.steps)
-        runs = {"network": lambda: bare_calls(model, x, sigmas, nfe)}
+        runs = {"network": lambda nfe=nfe: bare_calls(model, x, sigmas, nfe)}
         runs.update({implementation: (lambda method=method: method(model, x)) for implementation, method in methods.items()})
         whole = interleaved(runs, args.repeats)
-        alone = interleaved({implementation: (lambda method=method: method.sample(lambda *given: stored.clone(), x))
-                             for implementation, method in methods.items()}, args.own_repeats)
+        alone = interleaved(
+            {
+                implementation: (lambda method=method: method.sample(lambda *given: stored.clone(), x))
+                for implementation, method in methods.items()
+            },
+            args.own_repeats,
+        )
         calls = statistics.median(whole["network"])
         own = {implementation: statistics.median(times) for implementation, times in alone.items()}
         ours = Recorded(model)
         reference = methods["ours"](ours, x)
-        row = {"solver": name, "nfe": nfe, "seconds": statistics.median(whole["ours"]), "network_seconds": calls,
-               "own_seconds": own["ours"], "overhead": own["ours"] / calls, "peers": {}}
+        row = {
+            "solver": name,
+            "nfe": nfe,
+            "seconds": statistics.median(whole["ours"]),
+            "network_seconds": calls,
+            "own_seconds": own["ours"],
+            "overhead": own["ours"] / calls,
+            "peers": {},
+        }
         for implementation in sorted(set(methods) - {"ours"}):
             theirs = Recorded(model)
             difference = (methods[implementation](theirs, x) - reference).abs().max().item()
             row["peers"][implementation] = {
-                "seconds": statistics.median(whole[implementation]), "own_seconds": own[implementation],
-                "ratio": (calls + own["ours"]) / (calls + own[implementation]), "whole_run_ratio": paired(whole["ours"], whole[implementation]),
-                "max_abs_difference": difference, "same_calls": same_calls(ours.sigmas, theirs.sigmas), "nfe": len(theirs.sigmas)}
+                "seconds": statistics.median(whole[implementation]),
+                "own_seconds": own[implementation],
+                "ratio": (calls + own["ours"]) / (calls + own[implementation]),
+                "whole_run_ratio": paired(whole["ours"], whole[implementation]),
+                "max_abs_difference": difference,
+                "same_calls": same_calls(ours.sigmas, theirs.sigmas),
+                "nfe": len(theirs.sigmas),
+            }
         rows.append(row)
         print(f"  {name}: {row['seconds']:.3f} s, own {1e3 * own['ours']:.2f} ms, overhead {100 * row['overhead']:.2f} %", flush=True)
     return rows
@@ -194,17 +215,32 @@ def speed_table(rows, peer_names):
         cells = [row["solver"], row["nfe"], f"{row['seconds']:.2f}", f"{1e3 * row['own_seconds']:.2f}", f"{100 * row['overhead']:.2f} %"]
         for name in peer_names:
             found = row["peers"].get(name)
-            cells += ["-"] * 3 if found is None else [f"{1e3 * found['own_seconds']:.2f}", f"{found['ratio']:.4f}",
-                                                      f"{found['max_abs_difference']:.1e}" + ("" if found["same_calls"] else " (calls differ)")]
+            cells += (
+                ["-"] * 3
+                if found is None
+                else [
+                    f"{1e3 * found['own_seconds']:.2f}",
+                    f"{found['ratio']:.4f}",
+                    f"{found['max_abs_difference']:.1e}" + ("" if found["same_calls"] else " (calls differ)"),
+                ]
+            )
         lines.append(cells)
     return markdown(headers, lines)
 
 
 def accuracy_table(rows):
     headers = ["method", "implementation"] + [f"error, NFE <= {budget} (NFE)" for budget in BUDGETS]
-    return markdown(headers, [[row["method"], row["implementation"]] + [
-        f"{row['budgets'][b]['error']:.2e} ({row['budgets'][b]['nfe']})" + ("" if row["budgets"][b]["same_grid"] else " other grid")
-        for b in BUDGETS] for row in rows])
+    return markdown(
+        headers,
+        [
+            [row["method"], row["implementation"]]
+            + [
+                f"{row['budgets'][b]['error']:.2e} ({row['budgets'][b]['nfe']})" + ("" if row["budgets"][b]["same_grid"] else " other grid")
+                for b in BUDGETS
+            ]
+            for row in rows
+        ],
+    )
 
 
 def targets(speed_rows, accuracy_rows):
@@ -213,26 +249,47 @@ def targets(speed_rows, accuracy_rows):
     compared = [(row["solver"], name, found) for row in speed_rows for name, found in row["peers"].items()]
     slowest = max(compared, key=lambda item: item[2]["ratio"], default=None)
     largest = max(compared, key=lambda item: item[2]["max_abs_difference"], default=None)
-    best = {side: min((row for row in accuracy_rows if (row["implementation"] == "ours") == (side == "ours") and row["budgets"][10]["same_grid"]),
-                      key=lambda row: row["budgets"][10]["error"], default=None) for side in ("ours", "peers")}
-    found = [("solver overhead <= 3 % of the network cost (worst solver)", f"{worst['solver']}: {100 * worst['overhead']:.2f} %",
-              worst["overhead"] <= 0.03)]
+    best = {
+        side: min(
+            (row for row in accuracy_rows if (row["implementation"] == "ours") == (side == "ours") and row["budgets"][10]["same_grid"]),
+            key=lambda row: row["budgets"][10]["error"],
+            default=None,
+        )
+        for side in ("ours", "peers")
+    }
+    found = [
+        (
+            "solver overhead <= 3 % of the network cost (worst solver)",
+            f"{worst['solver']}: {100 * worst['overhead']:.2f} %",
+            worst["overhead"] <= 0.03,
+        )
+    ]
     if slowest is not None:
-        found.append(("ours / peer time <= 1.0 (worst pair)", f"{slowest[0]} vs {slowest[1]}: {slowest[2]['ratio']:.4f}",
-                      slowest[2]["ratio"] <= 1.0))
-        found.append((f"same output (largest max abs difference <= {SAME_OUTPUT:g}; same denoiser calls)",
-                      f"{largest[0]} vs {largest[1]}: {largest[2]['max_abs_difference']:.1e}",
-                      largest[2]["max_abs_difference"] <= SAME_OUTPUT and all(item[2]["same_calls"] for item in compared)))
+        found.append(
+            ("ours / peer time <= 1.0 (worst pair)", f"{slowest[0]} vs {slowest[1]}: {slowest[2]['ratio']:.4f}", slowest[2]["ratio"] <= 1.0)
+        )
+        found.append(
+            (
+                f"same output (largest max abs difference <= {SAME_OUTPUT:g}; same denoiser calls)",
+                f"{largest[0]} vs {largest[1]}: {largest[2]['max_abs_difference']:.1e}",
+                largest[2]["max_abs_difference"] <= SAME_OUTPUT and all(item[2]["same_calls"] for item in compared),
+            )
+        )
     if best["peers"] is not None:
         ours, theirs = (best[side]["budgets"][10]["error"] for side in ("ours", "peers"))
-        found.append(("best oracle error at NFE 10 no worse than the best peer's",
-                      f"ours {best['ours']['method']} {ours:.2e}, best peer {best['peers']['method']} ({best['peers']['implementation']}) {theirs:.2e}",
-                      ours <= theirs))
+        found.append(
+            (
+                "best oracle error at NFE 10 no worse than the best peer's",
+                f"ours {best['ours']['method']} {ours:.2e}, "
+                f"best peer {best['peers']['method']} ({best['peers']['implementation']}) {theirs:.2e}",
+                ours <= theirs,
+            )
+        )
     return [{"target": target, "measured": measured, "met": met} for target, measured, met in found]
 
 
 def main():
-    arguments = parser("solvers_vs_peers", __doc__, repeats=3)
+    arguments = parser("solvers_vs_peers", __doc__, repeats=3, threads=True)
     arguments.add_argument("--own-repeats", type=int, default=30, help="repeats of each method's own time")
     arguments.add_argument("--batch", type=int, default=1000)
     arguments.add_argument("--steps", type=int, default=10, help="steps of the Karras grid of the speed table")
@@ -247,15 +304,28 @@ def main():
         accuracy_rows = accuracy(peers)
     goals = targets(speed_rows, accuracy_rows)
     print(f"\n{describe(machine())}; peers: " + ", ".join(f"{n} {importlib.metadata.version(n)}" for n in peer_names))
-    print(f"\nSpeed, batch {args.batch}, Karras grid of {args.steps} steps; whole runs: median of {args.repeats}, "
-          f"own times: median of {args.own_repeats}:\n")
+    print(
+        f"\nSpeed, batch {args.batch}, Karras grid of {args.steps} steps; whole runs: median of {args.repeats}, "
+        f"own times: median of {args.own_repeats}:\n"
+    )
     print(speed_table(speed_rows, peer_names))
     print("\nOracle: mean distance to the exact ODE solution, Karras grids:\n")
     print(accuracy_table(accuracy_rows))
     print("\n" + markdown(["target", "measured", "met"], [[g["target"], g["measured"], "met" if g["met"] else "missed"] for g in goals]))
-    write_json({"configuration": configuration, "batch": args.batch, "steps": args.steps, "repeats": args.repeats, "own_repeats": args.own_repeats,
-                "peers": {n: importlib.metadata.version(n) for n in peer_names}, "speed": speed_rows,
-                "accuracy": accuracy_rows, "targets": goals}, args.out)
+    write_json(
+        {
+            "configuration": configuration,
+            "batch": args.batch,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "own_repeats": args.own_repeats,
+            "peers": {n: importlib.metadata.version(n) for n in peer_names},
+            "speed": speed_rows,
+            "accuracy": accuracy_rows,
+            "targets": goals,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

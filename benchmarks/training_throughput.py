@@ -13,7 +13,8 @@ Two measurements:
   their cost is spread over `checkpoint_every` and 100 steps. Their ratio resolves the few percent
   that whole runs on a shared 2-core machine do not.
 
-    python -m benchmarks.training_throughput [--steps 500] [--repeats 3] [--threads N] [--out FILE]
+    python -m benchmarks.training_throughput [--params params.yaml] [--steps 500] [--repeats 3] [--threads N]
+        [--out benchmarks/results/training_throughput.json]
 """
 
 import statistics
@@ -23,14 +24,14 @@ import time
 import torch
 from mlflow import MlflowClient
 
-from flows.params import load_params
+from flows.params_file import load_params
 from models.training import EMA, train_step, warmup
 from tasks.checkpoints import save_checkpoint
 from tasks.data import prepare
 from tasks.tracking import experiment, log_curve
 from tasks.train import build_model, objective_of, train, training_state
 
-from .measure import describe, interleaved, machine, markdown, paired, parse, parser, spread, write_json
+from .helpers.measure import describe, interleaved, machine, markdown, paired, parse, parser, spread, write_json
 
 LOG_EVERY = 100  # steps of loss per MLflow batch, as in flows/train.py
 TARGET = 0.95  # the pipeline's training at least this fraction of the bare loop's images per second
@@ -90,23 +91,38 @@ def lockstep(config, images, folder, tracking, repeats):
 
     def ours_step(step):
         lr = config.lr * warmup(step, config.warmup_steps)
-        losses.append((step, train_step(ours.model, ours.objective, ours.optimizer, ours.batch(), generator=ours.noise, ema=ema, lr=lr,
-                                        grad_clip=config.grad_clip, mixed_precision=config.mixed_precision)[0]))
+        losses.append(
+            (
+                step,
+                train_step(
+                    ours.model,
+                    ours.objective,
+                    ours.optimizer,
+                    ours.batch(),
+                    generator=ours.noise,
+                    ema=ema,
+                    lr=lr,
+                    grad_clip=config.grad_clip,
+                    mixed_precision=config.mixed_precision,
+                )[0],
+            )
+        )
 
     for step in range(config.steps):
-        order = (("bare", bare.bare_step), ("ours", lambda: ours_step(step)))
+        order = (("bare", bare.bare_step), ("ours", lambda step=step: ours_step(step)))
         for name, run in order if step % 2 else order[::-1]:
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
     state = training_state(ours.model, ema, ours.optimizer, ours.data_order, ours.noise, config.steps, None)
-    costs = interleaved({"checkpoint": lambda: save_checkpoint(state, folder),
-                         "mlflow": lambda: log_curve(*tracking, "loss", losses[:LOG_EVERY])}, repeats)
+    costs = interleaved(
+        {"checkpoint": lambda: save_checkpoint(state, folder), "mlflow": lambda: log_curve(*tracking, "loss", losses[:LOG_EVERY])}, repeats
+    )
     return times, {name: statistics.median(seconds) for name, seconds in costs.items()}
 
 
 def main():
-    arguments = parser("training_throughput", __doc__, repeats=3)
+    arguments = parser("training_throughput", __doc__, repeats=3, threads=True)
     arguments.add_argument("--steps", type=int, default=500, help="steps per run (default: one checkpoint interval of params.yaml)")
     arguments.add_argument("--params", default="params.yaml")
     args = parse(arguments)
@@ -117,30 +133,60 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
         tracking = (client, client.create_run(experiment(client, "throughput", f"{folder}/artifacts")).info.run_id)
-        whole = interleaved({
-            "bare PyTorch loop": lambda: bare_loop(config, images),
-            "tasks.train.train": lambda: pipeline(config, images, folder),
-            "tasks.train.train + MLflow": lambda: pipeline(config, images, folder, tracking),
-        }, args.repeats)
+        whole = interleaved(
+            {
+                "bare PyTorch loop": lambda: bare_loop(config, images),
+                "tasks.train.train": lambda: pipeline(config, images, folder),
+                "tasks.train.train + MLflow": lambda: pipeline(config, images, folder, tracking),
+            },
+            args.repeats,
+        )
         steps, costs = lockstep(config, images, folder, tracking, max(args.repeats, 10))
     bare = whole["bare PyTorch loop"]
     bare_step, step_ratio = statistics.median(steps["bare"]), paired(steps["ours"], steps["bare"])
     per_step = {"tasks.train.train": bare_step * step_ratio["median"] + costs["checkpoint"] / config.checkpoint_every}
     per_step["tasks.train.train + MLflow"] = per_step["tasks.train.train"] + costs["mlflow"] / LOG_EVERY
-    rows = [{"run": run, "images_per_second": args.steps * config.batch_size / statistics.median(seconds), "vs_bare": paired(bare, seconds),
-             "vs_bare_in_lockstep": bare_step / per_step.get(run, bare_step)} for run, seconds in whole.items()]
+    rows = [
+        {
+            "run": run,
+            "images_per_second": args.steps * config.batch_size / statistics.median(seconds),
+            "vs_bare": paired(bare, seconds),
+            "vs_bare_in_lockstep": bare_step / per_step.get(run, bare_step),
+        }
+        for run, seconds in whole.items()
+    ]
     met = all(row["vs_bare_in_lockstep"] >= TARGET for row in rows)
     print(f"{describe(machine())}\n")
-    print(f"Configuration {name!r}: {args.steps} steps at batch {config.batch_size}, checkpoint every {config.checkpoint_every} steps, "
-          f"grad_clip {config.grad_clip}, ema_decay {config.ema_decay}. Whole runs: median (quartiles) of {args.repeats} paired repeats; "
-          f"lockstep: median of {args.steps} step pairs ({bare_step * 1e3:.1f} ms bare, train_step / bare {spread(step_ratio)}), "
-          f"checkpoint {costs['checkpoint'] * 1e3:.0f} ms, MLflow batch {costs['mlflow'] * 1e3:.0f} ms:\n")
-    print(markdown(["run", "images/s, whole runs", "throughput / bare, whole runs", "throughput / bare, lockstep"],
-                   [[row["run"], f"{row['images_per_second']:.0f}", spread(row["vs_bare"]), f"{row['vs_bare_in_lockstep']:.3f}"] for row in rows]))
+    print(
+        f"Configuration {name!r}: {args.steps} steps at batch {config.batch_size}, checkpoint every {config.checkpoint_every} steps, "
+        f"grad_clip {config.grad_clip}, ema_decay {config.ema_decay}. Whole runs: median (quartiles) of {args.repeats} paired repeats; "
+        f"lockstep: median of {args.steps} step pairs ({bare_step * 1e3:.1f} ms bare, train_step / bare {spread(step_ratio)}), "
+        f"checkpoint {costs['checkpoint'] * 1e3:.0f} ms, MLflow batch {costs['mlflow'] * 1e3:.0f} ms:\n"
+    )
+    print(
+        markdown(
+            ["run", "images/s, whole runs", "throughput / bare, whole runs", "throughput / bare, lockstep"],
+            [[row["run"], f"{row['images_per_second']:.0f}", spread(row["vs_bare"]), f"{row['vs_bare_in_lockstep']:.3f}"] for row in rows],
+        )
+    )
     print(f"\ntarget: throughput >= {TARGET} x the bare loop (lockstep): {'met' if met else 'missed'}")
-    write_json({"configuration": name, "steps": args.steps, "batch": config.batch_size, "repeats": args.repeats, "rows": rows,
-                "lockstep": {"bare_step_seconds": bare_step, "train_step_over_bare": step_ratio, **{f"{k}_seconds": v for k, v in costs.items()}},
-                "target": TARGET, "met": met}, args.out)
+    write_json(
+        {
+            "configuration": name,
+            "steps": args.steps,
+            "batch": config.batch_size,
+            "repeats": args.repeats,
+            "rows": rows,
+            "lockstep": {
+                "bare_step_seconds": bare_step,
+                "train_step_over_bare": step_ratio,
+                **{f"{k}_seconds": v for k, v in costs.items()},
+            },
+            "target": TARGET,
+            "met": met,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -6,12 +6,6 @@ features are merged into one FID. A cell already logged as the same computation 
 model weights, real statistics and code: `tasks.evaluate.cell_identity`) is read back from MLflow
 instead of sampled again; any other is computed, and an older run of it is left as it was."""
 
-import json
-
-import torch
-
-from mlflow.artifacts import download_artifacts
-from mlflow.exceptions import MlflowException
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -19,74 +13,45 @@ from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from tasks.device import device
-from tasks.evaluate import cell_identity, cell_row, cells, sample_shard, shard_ranges
+from tasks.evaluate import cell_identity, cell_row, cells, logged_row, record_cell, sample_shard, shard_ranges
 from tasks.features import load_statistics
-from tasks.files import write_csv, write_json
-from tasks.provenance import saved_digest, tensors_digest
-from tasks.report import COLUMNS, fid_vs_nfe_figure, file_name, sample_grid, save_figure, summary
+from tasks.provenance import saved_digest, tensors_digest, training_identity
+from tasks.report import file_name
+from tasks.results import write_results
 from tasks.sample import initial_noise
-from tasks.tracking import log_cell, logged_cell
+from tasks.tracking import axis_tags, configuration_key, configuration_run
 from tasks.train import load_trained
+from tasks.workspace import Workspace
 
-from .params import load_params
-from .workspace import Workspace, axis_tags, configuration_identity, configuration_key, configuration_run, main, named_configuration
+from .cli import main
+from .params_file import load_params
 
-GRID_IMAGES = 64  # samples shown per cell
 load_model = task(load_trained, name="load trained model", cache_policy=NO_CACHE)
 load_real_statistics = task(load_statistics, name="load real statistics", cache_policy=NO_CACHE)
-record = task(log_cell, name="log cell to MLflow", cache_policy=NO_CACHE)
+reuse = task(logged_row, name="reuse logged cell", cache_policy=NO_CACHE)
+record = task(record_cell, name="log cell to MLflow", cache_policy=NO_CACHE)
+write = task(write_results, name="write results", cache_policy=NO_CACHE)
 
 
 @task(name="sample and score a shard", cache_policy=NO_CACHE)
 def score_shard(model, cell, noise, extractor, evaluate, first):
-    """`tasks.evaluate.sample_shard` on the device of the worker that runs it, keeping the samples a grid shows."""
+    """`tasks.evaluate.sample_shard` on the device of the worker that runs it."""
     where = device()
-    return sample_shard(model, cell, noise, extractor.to(where), evaluate, first, device=where, keep=GRID_IMAGES)
-
-
-@task(name="reuse logged cell", cache_policy=NO_CACHE)
-def logged_row(client, experiment_id, key, cell, grid):
-    """The row of a cell already scored and logged under `key` (same configuration, features, noise
-    and cell), with its sample grid downloaded to `grid`; None if it has to be computed."""
-    logged = logged_cell(client, experiment_id, key)
-    if logged is None:
-        return None
-    cell_run, metrics = logged
-    grid.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        download_artifacts(run_id=cell_run, artifact_path=grid.name, dst_path=str(grid.parent), tracking_uri=client.tracking_uri)
-    except MlflowException:
-        return None
-    return dict(solver=cell.solver_label, step_schedule=cell.schedule_label, budget=cell.budget, nfe=int(metrics["nfe"]),
-                fid=metrics["fid"], seconds=metrics["seconds"], reference=cell.reference)
-
-
-@task(name="write results", cache_policy=NO_CACHE)
-def write_results(rows, floor, folder, client, run_id, failures=None):
-    """cells.json (every row; `failed` if training diverged), fid.csv (the grid, for plots),
-    summary.json (DVC metrics) and the FID-vs-NFE figure, also logged to the configuration's run."""
-    write_json({"data_floor_fid": floor, "cells": rows, **({"failed": next(iter(failures.values()))} if failures else {})},
-               folder / "cells.json")
-    write_csv([row for row in rows if not row["reference"]], folder / "fid.csv", COLUMNS)
-    write_json(summary(rows, floor, failures), folder / "summary.json")
-    (folder / "samples").mkdir(parents=True, exist_ok=True)
-    figure = fid_vs_nfe_figure(rows, floors=floor, failures=failures)
-    save_figure(figure, folder / "fid_vs_nfe.png")
-    for name in ("cells.json", "fid_vs_nfe.png"):
-        client.log_artifact(run_id, str(folder / name))
+    return sample_shard(model, cell, noise, extractor.to(where), evaluate, first, device=where)
 
 
 @flow(name="evaluate", description="Sample one trained configuration with every solver, step schedule and NFE budget; score with FID.")
 def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
-    config, evaluate = named_configuration(study, configuration), study.evaluate
+    config, evaluate = study.configuration(configuration), study.evaluate
     folder = workspace.results(config.name)
-    training = configuration_identity(study, config, workspace)
-    client, experiment_id, run_id = configuration_run(study, config, workspace, training)
-    if workspace.diverged(config.name).is_file():
-        failure = json.loads(workspace.diverged(config.name).read_text())["error"]
+    training = training_identity(study.data, config, workspace.training_images())
+    client, experiment_id, run_id = configuration_run(study, config, workspace.root, workspace.artifacts, training)
+    failure = workspace.divergence(config.name)
+    if failure:
         log.error(f"{config.name}: not evaluated, its training diverged: {failure}")
-        write_results([], workspace.data_floor(), folder, client, run_id, failures={config.name: failure})
+        for path in write([], workspace.data_floor(), folder, failure):
+            client.log_artifact(run_id, str(path))
         client.set_terminated(run_id, "FAILED")
         return
     statistics, sample_shape = load_real_statistics(study.features, workspace.features / "statistics.pt", device=device())
@@ -96,24 +61,28 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     weights, real = tensors_digest(model.state_dict()), saved_digest(workspace.features / "statistics.pt")
     tags = {**axis_tags(study, config), "model": weights}
     rows = []
-    for cell in tqdm(cells(evaluate), desc=f"evaluate {config.name}", unit="cell"):
+    for cell in tqdm(cells(evaluate, config.name), desc=f"evaluate {config.name}", unit="cell"):
         grid = folder / "samples" / f"{file_name(cell.label)}.png"
         identity = cell_identity(cell, settings, weights, real)
         key = f"{configuration_key(study, config, training)}/{identity}/{cell.label}"
-        row = logged_row(client, experiment_id, key, cell, grid)
+        row = reuse(client, experiment_id, key, cell, grid)
         reused = row is not None
         if not reused:
-            shards = [score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, start)
-                      for start, end in shard_ranges(len(noise), evaluate.batch_size, study.orchestration.fid_shards)]
-            parts = [shard.result() for shard in shards]
-            row = cell_row(cell, parts, statistics)
-            sample_grid(torch.cat([part[1] for part in parts])[:GRID_IMAGES], grid)
-            cell_run = record(client, experiment_id, run_id, key, row, {**tags, "solver_name": cell.solver, "evaluation": identity})
-            client.log_artifact(cell_run, str(grid))
-        log.info(f"{config.name}: {cell.label} spent NFE {row['nfe']}: FID {row['fid']:.3f} ({row['seconds']:.2f} s)"
-                 + (" [reused: logged before by the same computation]" if reused else ""))
-        rows.append({"configuration": config.name, "series": f"{row['solver']} / {row['step_schedule']}", **row})
-    write_results(rows, workspace.data_floor(), folder, client, run_id)
+            shards = [
+                score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, start)
+                for start, end in shard_ranges(len(noise), evaluate.batch_size, study.orchestration.fid_shards)
+            ]
+            row, samples = cell_row(cell, [shard.result() for shard in shards], statistics)
+            record(
+                client, experiment_id, run_id, key, row, {**tags, "solver_name": cell.solver.name, "evaluation": identity}, samples, grid
+            )
+        log.info(
+            f"{config.name}: {cell.label} spent NFE {row['nfe']}: FID {row['fid']:.3f} ({row['seconds']:.2f} s)"
+            + (" [reused: logged before by the same computation]" if reused else "")
+        )
+        rows.append(row)
+    for path in write(rows, workspace.data_floor(), folder):
+        client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, "FINISHED")
 
 

@@ -8,24 +8,19 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.device import device
-from tasks.checkpoints import save_atomic
-from tasks.data import TrainTest, load_dataset
-from tasks.features import fit
-from tasks.files import write_json
+from tasks.features import fit_saved
+from tasks.workspace import Workspace
 
-from .params import load_params
-from .workspace import Workspace, main
+from .cli import main
+from .params_file import load_params
 
-fit_features = task(fit, name="fit FID features", cache_policy=NO_CACHE)
+fit_features = task(fit_saved, name="fit FID features", cache_policy=NO_CACHE)
 
 
 @flow(name="features", description="Fit the FID feature network and the real-data statistics.")
 def fit_feature_space(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
-    data = TrainTest(*load_dataset(workspace.data / "train.pt"), *load_dataset(workspace.data / "test.pt"))
-    state, metrics = fit_features(study.features, data, device=device(), log=log.info)
-    save_atomic(state, workspace.features / "statistics.pt")
-    write_json(metrics, workspace.features / "metrics.json")
+    fit_features(study.features, workspace, device=device(), log=log.info)
 
 
 if __name__ == "__main__":

@@ -14,5 +14,6 @@ def task_runner(orchestration):
 
     if orchestration.dask_address:
         return DaskTaskRunner(address=orchestration.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": orchestration.dask_workers, "threads_per_worker": 1, "processes": True,
-                                          "dashboard_address": None})
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": orchestration.dask_workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    )

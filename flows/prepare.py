@@ -6,25 +6,25 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.data import prepare, save_dataset
+from tasks.data import prepare_saved
 from tasks.tracking import open_experiment
+from tasks.workspace import Workspace
 
-from .params import load_params
-from .workspace import Workspace, main
+from .cli import main
+from .params_file import load_params
 
-load_split = task(prepare, name="load and split data", cache_policy=NO_CACHE)
-save = task(save_dataset, name="save dataset", cache_policy=NO_CACHE)
+load_split_save = task(prepare_saved, name="load, split and save data", cache_policy=NO_CACHE)
 create_experiment = task(open_experiment, name="create MLflow experiment", cache_policy=NO_CACHE)
 
 
 @flow(name="prepare", description="Prepare the dataset: train/test tensors in [-1, 1] under data/prepared/.")
 def prepare_data(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
-    data = load_split(study.data)
-    save(workspace.data / "train.pt", data.train_images, data.train_labels)
-    save(workspace.data / "test.pt", data.test_images, data.test_labels)
-    log.info(f"{study.data.dataset}: {len(data.train_images)} train and {len(data.test_images)} test images of shape "
-             f"{tuple(data.train_images.shape[1:])} in {workspace.data}")
+    data = load_split_save(study.data, workspace.data)
+    log.info(
+        f"{study.data.dataset}: {len(data.train_images)} train and {len(data.test_images)} test images of shape "
+        f"{tuple(data.train_images.shape[1:])} in {workspace.data}"
+    )
     create_experiment(workspace.root, study.mlflow.experiment, workspace.artifacts)
 
 

@@ -86,8 +86,22 @@ def mlflow_server(root=".", port=None):
     study's store under `root` (mlflow.db, artifacts in mlartifacts/), stopped on exit."""
     port, root = port or free_port(), Path(root).resolve()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-               "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "mlartifacts")]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "mlartifacts"),
+    ]
     # without MLflow's job runner (GenAI jobs; six processes the study never uses)
     with server(command, f"{url}/health", "mlflow server", env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
         yield url
@@ -114,8 +128,11 @@ def main(argv=None):
     parser.add_argument("--mlflow-port", type=int, default=5000)
     args = parser.parse_args(argv)
     with prefect_and_mlflow_servers(args.root, args.prefect_port, args.mlflow_port) as (prefect, mlflow):
-        print(f"export PREFECT_API_URL={prefect}\nexport MLFLOW_TRACKING_URI={mlflow}\n"
-              f"Prefect UI: {prefect.removesuffix('/api')}   MLflow UI: {mlflow}   (Ctrl-C stops both)", flush=True)
+        print(
+            f"export PREFECT_API_URL={prefect}\nexport MLFLOW_TRACKING_URI={mlflow}\n"
+            f"Prefect UI: {prefect.removesuffix('/api')}   MLflow UI: {mlflow}   (Ctrl-C stops both)",
+            flush=True,
+        )
         try:
             signal.pause()
         except KeyboardInterrupt:

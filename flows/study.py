@@ -8,14 +8,14 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from .cli import main
 from .evaluate import evaluate_one
 from .features import fit_feature_space
 from .orchestration import task_runner
-from .params import load_params
+from .params_file import load_params
 from .prepare import prepare_data
 from .report import report_study
 from .train import train_one
-from .workspace import main
 
 
 @task(name="train and evaluate", cache_policy=NO_CACHE)

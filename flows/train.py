@@ -8,13 +8,13 @@ from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from tasks.device import device
-from tasks.files import write_json
 from tasks.provenance import training_identity
-from tasks.tracking import log_curve
+from tasks.tracking import configuration_run, log_curve
 from tasks.train import train
+from tasks.workspace import Workspace
 
-from .params import load_params
-from .workspace import Workspace, configuration_run, main, named_configuration, training_images
+from .cli import main
+from .params_file import load_params
 
 LOG_EVERY = 100  # steps of loss sent to MLflow at once
 
@@ -24,9 +24,9 @@ def train_configuration(study, config, workspace):
     """Train `config` from (or resuming) its checkpoints; the loss of every step goes to MLflow. A
     diverging configuration marks its run FAILED and raises; its last good checkpoint stays."""
     log = get_run_logger()
-    images = training_images(workspace)
+    images = workspace.training_images()
     identity = training_identity(study.data, config, images)
-    client, _, run_id = configuration_run(study, config, workspace, identity)
+    client, _, run_id = configuration_run(study, config, workspace.root, workspace.artifacts, identity)
     progress = tqdm(total=config.steps, desc=f"train {config.name}", unit="step", mininterval=5)
     losses = []
 
@@ -56,14 +56,13 @@ def train_one(configuration: str, params: str = "params.yaml", root: str = ".", 
     and the report then mark it failed) and the flow ends normally, so that the other
     configurations' stages still run; any other error fails the flow."""
     study, workspace = load_params(params, overrides), Workspace(root)
-    config = named_configuration(study, configuration)
-    record = workspace.diverged(config.name)
-    record.unlink(missing_ok=True)
+    config = study.configuration(configuration)
+    workspace.record_divergence(config.name, None)
     try:
         train_configuration(study, config, workspace)
     except FloatingPointError as error:
-        get_run_logger().error(f"{error}; recorded in {record}; the other configurations go on")
-        write_json({"configuration": config.name, "error": str(error)}, record)
+        get_run_logger().error(f"{error}; recorded in {workspace.diverged(config.name)}; the other configurations go on")
+        workspace.record_divergence(config.name, str(error))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
 """The design space, declared: every entry of every design-axis table with the options it accepts
-(type and range) and the rules it needs, apart from the implementations.
+(type and range) and the rules it needs, apart from the implementations; and `Choice`, an entry
+named with its options as params.yaml gives it (`name` or {name, options}), checked against them.
 
-The params schema builds its checks from these declarations, and every stage imports the schema; so
-that a stage depends only on the code it computes with (tasks/provenance.py), nothing here imports an
+The params schema is built from these declarations, and every stage imports the schema; so that a
+stage depends only on the code it computes with (tasks/provenance.py), nothing here imports an
 implementation. An option left out takes the implementation's own default (its keyword argument, the
 paper's value); tests hold each table's names and options to its implementation's.
 """
 
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .tables import choose
 
 
 def option(description=None, **constraints):
@@ -307,3 +310,68 @@ def check_options(kind, name, entry, options):
     if problems:
         raise ValueError("; ".join(problems))
 
+
+class Problems(ValueError):
+    """What a check found: (key path below the checked model, value given there, message) each; a
+    pydantic validator raises it so that every message keeps its exact key path."""
+
+    def __init__(self, problems):
+        self.problems = problems
+        super().__init__("; ".join(message for _, _, message in problems))
+
+
+def refuse(problems):
+    """Raise `Problems` if the iterable `problems` yields any."""
+    problems = list(problems)
+    if problems:
+        raise Problems(problems)
+
+
+class Choice(BaseModel):
+    """An entry of a design-axis table with its options: `name`, or {name, options}."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: ClassVar[str]
+    table: ClassVar[dict]
+    name: str
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def bare_name(cls, data):
+        return {"name": data} if isinstance(data, str) else data
+
+    @field_validator("name")
+    @classmethod
+    def known(cls, name):
+        choose(cls.table, cls.kind, name)
+        return name
+
+    @model_validator(mode="after")
+    def accepted_options(self):
+        refuse((("options", *at), value, message) for at, value, message in option_problems(self.kind, self.name, self.entry, self.options))
+        return self
+
+    @property
+    def entry(self):
+        return self.table[self.name]
+
+    @property
+    def label(self):
+        """`name`, or `name[key=value,...]` with options: one label per entry and options."""
+        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.options.items()))}]" if self.options else self.name
+
+
+def choice(kind, table):
+    """The Choice of one design axis: `kind` names it in messages, `table` holds its declarations."""
+    return type(kind.title().replace(" ", ""), (Choice,), {"kind": kind, "table": table, "__doc__": f"A {kind} with its options."})
+
+
+NoiseSchedule = choice("noise schedule", NOISE_SCHEDULES)
+Parameterization = choice("parameterization", PARAMETERIZATIONS)
+Conditioning = choice("time conditioning", CONDITIONINGS)
+NoiseSampling = choice("noise sampling", NOISE_SAMPLING)
+Weighting = choice("loss weighting", WEIGHTINGS)
+Network = choice("network", NETWORKS)
+Solver = choice("solver", SOLVERS)
+StepSchedule = choice("step schedule", STEP_SCHEDULES)

@@ -74,8 +74,7 @@ def accuracy(model, images, labels, batch_size=1024):
     model.eval()
     device = next(model.parameters()).device
     correct = sum(
-        (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
-        for x, y in zip(images.split(batch_size), labels.split(batch_size))
+        (model(x.to(device)).argmax(1) == y.to(device)).sum().item() for x, y in zip(images.split(batch_size), labels.split(batch_size))
     )
     model.train(was_training)
     return correct / len(labels)

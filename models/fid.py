@@ -97,8 +97,11 @@ def moments(extractor, images, batch_size=500):
     accumulated batch by batch as torchmetrics does: the share of one shard of the fake side. Shards'
     moments add up to the moments of all their images."""
     device = next(extractor.parameters()).device
-    total = [torch.zeros(extractor.num_features, dtype=torch.float64, device=device),
-             torch.zeros(extractor.num_features, extractor.num_features, dtype=torch.float64, device=device), 0]
+    total = [
+        torch.zeros(extractor.num_features, dtype=torch.float64, device=device),
+        torch.zeros(extractor.num_features, extractor.num_features, dtype=torch.float64, device=device),
+        0,
+    ]
     for batch in images.split(batch_size):
         features = extractor(as_unit_range(batch).to(device))
         total = [total[0] + features.sum(dim=0), total[1] + features.t().mm(features), total[2] + len(features)]

@@ -81,9 +81,7 @@ def conditioning_network(embedding, dim):
     that each block projects to its own bias (DDPM's temb; EDM's map_layer0/1)."""
     _require(embedding in EMBEDDINGS, "embedding", embedding, sorted(EMBEDDINGS))
     _require_positive_even("embedding_dim", dim)
-    return nn.Sequential(
-        EMBEDDINGS[embedding](dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU()
-    )
+    return nn.Sequential(EMBEDDINGS[embedding](dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
 
 
 class ResidualBlock(nn.Module):
@@ -163,12 +161,14 @@ class UNet(nn.Module):
         super().__init__()
         embedding_dim = 4 * channels if embedding_dim is None else embedding_dim
         _require_positive(in_channels=in_channels, channels=channels, num_blocks=num_blocks, groups=groups)
-        _require(isinstance(channel_mult, (list, tuple)) and len(channel_mult) > 0
-                 and all(isinstance(m, int) and m > 0 for m in channel_mult),
-                 "channel_mult", channel_mult, "a non-empty list or tuple of positive integers")
+        _require(
+            isinstance(channel_mult, (list, tuple)) and len(channel_mult) > 0 and all(isinstance(m, int) and m > 0 for m in channel_mult),
+            "channel_mult",
+            channel_mult,
+            "a non-empty list or tuple of positive integers",
+        )
         widths = [channels * m for m in channel_mult]
-        _require(all(w % groups == 0 for w in widths), "groups", groups,
-                 f"a divisor of every resolution's channel count {widths}")
+        _require(all(w % groups == 0 for w in widths), "groups", groups, f"a divisor of every resolution's channel count {widths}")
         _require_dropout(dropout)
         self.downsampling = 2 ** (len(widths) - 1)
 
@@ -190,8 +190,12 @@ class UNet(nn.Module):
 
     def forward(self, x, c):
         height, width = x.shape[-2:]
-        _require(height % self.downsampling == 0 and width % self.downsampling == 0, "x.shape", tuple(x.shape),
-                 f"H and W divisible by {self.downsampling}")
+        _require(
+            height % self.downsampling == 0 and width % self.downsampling == 0,
+            "x.shape",
+            tuple(x.shape),
+            f"H and W divisible by {self.downsampling}",
+        )
         cond = self.cond(c)
         h = self.conv_in(x)
         skips = []

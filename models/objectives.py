@@ -1,40 +1,46 @@
-"""Training objectives: how noise levels are drawn and how the loss is weighted.
+"""Training objectives: how noise levels are drawn, how the loss is weighted, and the loss itself.
 
-Noise sampling draws the model's time t (each entry `f(n, schedule, generator, **options)`).
+Noise sampling draws the model's time t (each entry `f(n, noise_schedule, generator, **options)`).
 Weighting is a weight w(sigma) on the x0-space loss |D(x; sigma) - x0|^2; every
 (parameterization, weighting) pair is the same x0-space loss times this effective weight
-(Kingma & Gao 2023). Each entry is `w(s, c_out, sigma_data, **options)`.
+(Kingma & Gao 2023). Each entry is `w(s, c_out, sigma_data, **options)`. `Objective` is a
+configuration's loss: a noise level drawn, a noisy sample made, the weighted regression on the
+parameterization's target.
 """
 
 import torch
 
+from .diffusion import per_sample
+from .parameterizations import target
+from .tables import choose
 
-def _ends(schedule):
-    return torch.tensor([schedule.t_min, schedule.t_max], dtype=torch.float64)
+
+def _ends(noise_schedule):
+    return torch.tensor([noise_schedule.t_min, noise_schedule.t_max], dtype=torch.float64)
 
 
-def uniform_discrete(n, schedule, generator):
+def uniform_discrete(n, noise_schedule, generator):
     """t uniform on the timesteps 1..T (Ho et al. 2020)."""
-    if schedule.timesteps is None:
-        raise ValueError(f"noise sampling 'uniform_discrete' needs a discrete schedule (ddpm), got {type(schedule).__name__}")
-    return torch.randint(1, schedule.timesteps + 1, (n,), generator=generator).to(torch.float64)
+    if noise_schedule.timesteps is None:
+        raise ValueError(f"noise sampling 'uniform_discrete' needs a discrete schedule (ddpm), got {type(noise_schedule).__name__}")
+    return torch.randint(1, noise_schedule.timesteps + 1, (n,), generator=generator).to(torch.float64)
 
 
-def uniform(n, schedule, generator):
+def uniform(n, noise_schedule, generator):
     """t uniform on [t_min, t_max] (Song et al. 2021; Kingma et al. 2021)."""
-    low, high = _ends(schedule)
+    low, high = _ends(noise_schedule)
     return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
 
 
-def log_normal(n, schedule, generator, *, p_mean=-1.2, p_std=1.2):
-    """log(sigma) ~ N(P_mean, P_std^2) (Karras et al. 2022, Sec. 5), kept inside the schedule's range."""
+def log_normal(n, noise_schedule, generator, *, p_mean=-1.2, p_std=1.2):
+    """log(sigma) ~ N(P_mean, P_std^2) (Karras et al. 2022, Sec. 5), kept inside the noise schedule's range."""
     sigma = torch.exp(p_mean + p_std * torch.randn(n, generator=generator, dtype=torch.float64))
-    return schedule.time(sigma.clamp(schedule.sigma_min, schedule.sigma_max)).detach()
+    return noise_schedule.time(sigma.clamp(noise_schedule.sigma_min, noise_schedule.sigma_max)).detach()
 
 
-def logit_normal(n, schedule, generator, *, m=0.0, s=1.0):
+def logit_normal(n, noise_schedule, generator, *, m=0.0, s=1.0):
     """t = sigmoid(m + s n) on [t_min, t_max] (Esser et al. 2024, Sec. 3.1)."""
-    low, high = _ends(schedule)
+    low, high = _ends(noise_schedule)
     return low + (high - low) * torch.sigmoid(m + s * torch.randn(n, generator=generator, dtype=torch.float64))
 
 
@@ -72,3 +78,34 @@ def truncated_snr(s, c_out, sigma_data):
 
 
 WEIGHTINGS = {"simple": simple, "snr": snr, "min_snr": min_snr, "edm": edm, "snr_plus_one": snr_plus_one, "truncated_snr": truncated_snr}
+
+
+class Objective:
+    """loss(model, x0, generator) -> per-sample loss [B] and its effective x0-space weight [B].
+
+    loss = w(sigma) |D(x; sigma) - x0|^2 = w(sigma) c_out^2 |F - target|^2, averaged over
+    dimensions, times the noise schedule's importance weight (1 unless it is learned).
+    """
+
+    def __init__(self, noise_sampling="log_normal", weighting="edm", sampling_options=None, weighting_options=None):
+        self.noise_sampling, self.weighting = noise_sampling, weighting
+        self._sample = choose(NOISE_SAMPLING, "noise sampling", noise_sampling)
+        self._weight = choose(WEIGHTINGS, "loss weighting", weighting)
+        self.sampling_options, self.weighting_options = sampling_options or {}, weighting_options or {}
+
+    def weight(self, model, s):
+        """The effective weight on the x0-space loss at EDM sigma s."""
+        _, c_out, _ = model.coefficients(s)
+        return self._weight(s, c_out, model.sigma_data, **self.weighting_options)
+
+    def __call__(self, model, x0, generator=None):
+        t = self._sample(x0.shape[0], model.noise_schedule, generator, **self.sampling_options).to(x0.device)
+        sigma = model.noise_schedule.edm_sigma(t.to(x0.dtype)).to(x0.dtype)
+        noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=generator.device if generator else x0.device).to(
+            x0.device
+        )
+        x = x0 + per_sample(sigma, x0) * noise
+        F, (c_skip, c_out), s = model.output(x, sigma)
+        w = self._weight(s, c_out, model.sigma_data, **self.weighting_options)
+        loss = (w * c_out**2 * (F - target(x0, x, c_skip, c_out)) ** 2).flatten(1).mean(1)
+        return loss * model.noise_schedule.importance(t.to(x0.dtype)).to(x0.dtype), w.flatten()

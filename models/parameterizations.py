@@ -38,7 +38,7 @@ def flow(s, alpha, sigma_data):
 PARAMETERIZATIONS = {"eps": eps, "x0": x0, "v": v, "edm": edm, "flow": flow}
 
 
-def target(name, x0_, noise, s, alpha, sigma_data=0.5):
-    """The regression target (x0 - c_skip x)/c_out for x = x0 + s noise; s broadcasts over x0."""
-    c_skip, c_out, _ = PARAMETERIZATIONS[name](s, alpha, sigma_data)
-    return (x0_ - c_skip * (x0_ + s * noise)) / c_out
+def target(x0_, x, c_skip, c_out):
+    """The regression target of the network output F for data x0 seen as x (Karras et al. 2022, eq. 8):
+    F = (x0 - c_skip x) / c_out, so that D = c_skip x + c_out F = x0."""
+    return (x0_ - c_skip * x) / c_out

@@ -1,4 +1,4 @@
-"""Design-axis tables (SOLVERS, SCHEDULES, ...): an entry by name, or an error that lists the names."""
+"""Design-axis tables (SOLVERS, NOISE_SCHEDULES, ...): an entry by name, or an error that lists the names."""
 
 import difflib
 

@@ -63,7 +63,7 @@ def train_step(model, objective, optimizer, x0, *, generator=None, ema=None, lr=
     if lr is not None:
         for group in optimizer.param_groups:
             group["lr"] = lr
-    schedule_parameters = [p for p in model.schedule.parameters() if p.requires_grad]
+    schedule_parameters = [p for p in model.noise_schedule.parameters() if p.requires_grad]
     with autocast(x0.device, mixed_precision):
         per_sample, _ = objective(model, x0, generator)
     per_sample = per_sample.float()

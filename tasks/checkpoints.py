@@ -1,30 +1,12 @@
 """Checkpoints: written atomically, loaded safely, a corrupt one detected and the previous one used."""
 
-import contextlib
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-
-@contextlib.contextmanager
-def atomic_open(path):
-    """A binary file that replaces `path` only once fully written: a temporary file in the same
-    folder, flushed and fsync'ed, then os.replace'd; on any error it is removed and `path` untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+from .files import atomic_open
 
 
 def save_atomic(state, path):

@@ -1,5 +1,5 @@
 """Datasets as tensors: the bundled 8x8 digits, MNIST and CIFAR-10 from their published files, and
-the 2-D Gaussian mixture; a stratified split; one `.pt` file per prepared dataset, written atomically.
+a stratified split; one `.pt` file per prepared dataset, written atomically.
 
 Images are float32 [N, C, H, W] in [-1, 1]; labels are int64 [N].
 """
@@ -15,9 +15,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from models.gaussian_mixture import GaussianMixture
-
-from .checkpoints import atomic_open, save_atomic
+from .checkpoints import save_atomic
+from .files import atomic_open
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MNIST_URL = "http://yann.lecun.com/exdb/mnist/"
@@ -62,12 +61,6 @@ def split(images, labels, test_fraction, seed):
         chosen = torch.randperm(len(members), generator=generator)[: round(test_fraction * len(members))]
         is_test[members[chosen]] = True
     return TrainTest(images[~is_test], labels[~is_test], images[is_test], labels[is_test])
-
-
-def load_mixture(n, seed):
-    """n points [n, 2] float32 from `GaussianMixture.ring()` and their components [n] int64: each
-    point draws its component by weight, then its offset from that component's mean."""
-    return GaussianMixture.ring().sample_with_components(n, torch.Generator().manual_seed(seed))
 
 
 def save_dataset(path, images, labels):
@@ -189,3 +182,11 @@ def prepare(data):
         return split(*load_digits_images(), data.test_fraction, data.seed)
     loader = {"mnist": load_mnist, "cifar10": load_cifar10}[data.dataset]
     return loader(data.root, download=data.download)
+
+
+def prepare_saved(data, folder):
+    """`prepare` the data and save the split as folder/train.pt and folder/test.pt; the split comes back."""
+    split_data = prepare(data)
+    save_dataset(folder / "train.pt", split_data.train_images, split_data.train_labels)
+    save_dataset(folder / "test.pt", split_data.test_images, split_data.test_labels)
+    return split_data

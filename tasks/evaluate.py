@@ -1,57 +1,86 @@
 """Score one trained model: FID of every (solver, step schedule, NFE budget) cell, all from the same
-initial noise, plus a high-NFE reference, against real statistics computed once."""
+initial noise, plus a high-NFE reference, against real statistics computed once. A cell's samples
+come in shards (runs of whole sampling batches, possibly on other workers) whose feature moments add
+up to the cell's FID; a cell logged before by the same computation is read back instead."""
 
 import math
 from typing import Any, NamedTuple
 
 import torch
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
 
+from models.axes import Solver, StepSchedule
 from models.fid import fid_from_moments, moments
 from models.solvers import SOLVERS
 
 from .provenance import cell_code, digest
+from .report import sample_grid
 from .sample import sample
+from .tracking import log_cell, logged_cell
 
-REFERENCE = ("heun", "karras")
+REFERENCE = ("heun", "karras")  # EDM's Heun on a Karras grid at evaluate.reference_nfe: the model's own ODE solution
+GRID_IMAGES = 64  # samples a cell's grid shows
 
 
 class Cell(NamedTuple):
-    solver: str
-    solver_options: dict[str, Any]
-    step_schedule: str
-    schedule_options: dict[str, Any]
+    configuration: str
+    solver: Solver
+    step_schedule: StepSchedule
     budget: int
     reference: bool = False
 
     @property
-    def solver_label(self):
-        return labelled(self.solver, self.solver_options)
-
-    @property
-    def schedule_label(self):
-        return labelled(self.step_schedule, self.schedule_options)
-
-    @property
     def label(self):
-        return f"{self.solver_label}/{self.schedule_label}/{self.budget}"
+        return f"{self.solver.label}/{self.step_schedule.label}/{self.budget}"
+
+    def row(self, nfe, fid, seconds):
+        """The cell's row (`tasks.report`): configuration, solver and step_schedule (labels with their
+        options), series, budget, nfe (spent), fid, seconds, reference, label."""
+        return dict(
+            configuration=self.configuration,
+            solver=self.solver.label,
+            step_schedule=self.step_schedule.label,
+            series=f"{self.solver.label} / {self.step_schedule.label}",
+            budget=self.budget,
+            nfe=nfe,
+            fid=fid,
+            seconds=seconds,
+            reference=self.reference,
+            label=self.label,
+        )
 
 
-def labelled(name, options):
-    """`name`, or `name[key=value,...]` when options are given: one label per table entry."""
-    return f"{name}[{','.join(f'{k}={v}' for k, v in sorted(options.items()))}]" if options else name
+class Shard(NamedTuple):
+    moments: Any  # the feature moments of its samples (models.fid.moments)
+    samples: torch.Tensor  # its first samples, as many as a grid shows
+    nfe: int
+    seconds: float
 
 
-def cells(evaluate):
+def cells(evaluate, configuration):
     """Every solver x step schedule x NFE budget of a validated `flows.params.Evaluate`, then the
-    reference: EDM's Heun on a Karras grid at `reference_nfe`."""
-    grid = [Cell(s.name, s.options, d.name, d.options, b) for s in evaluate.solvers for d in evaluate.step_schedules for b in evaluate.nfe]
-    return grid + [Cell(REFERENCE[0], {}, REFERENCE[1], {}, evaluate.reference_nfe, reference=True)]
+    reference, for the configuration named `configuration`."""
+    grid = [
+        Cell(configuration, solver, step_schedule, budget)
+        for solver in evaluate.solvers
+        for step_schedule in evaluate.step_schedules
+        for budget in evaluate.nfe
+    ]
+    reference = Cell(
+        configuration,
+        Solver.model_validate(REFERENCE[0]),
+        StepSchedule.model_validate(REFERENCE[1]),
+        evaluate.reference_nfe,
+        reference=True,
+    )
+    return grid + [reference]
 
 
 def cell_identity(cell, settings, model, statistics):
     """Equal identity, the same computation: the sampling `settings`, the cell, the digests of the
     `model`'s weights and of the real `statistics`, and the code the cell runs (`cell_code`)."""
-    return digest(settings, cell.label, model, statistics, cell_code(SOLVERS[cell.solver]))
+    return digest(settings, cell.label, model, statistics, cell_code(SOLVERS[cell.solver.name]))
 
 
 def shard_ranges(count, batch_size, shards):
@@ -61,26 +90,48 @@ def shard_ranges(count, batch_size, shards):
     return [(first * batch_size, min(end * batch_size, count)) for first, end in zip(bounds, bounds[1:])]
 
 
-def sample_shard(model, cell, noise, extractor, evaluate, first, *, device="cpu", keep=None):
-    """One shard of a cell, samples first .. first + len(noise) - 1: (feature moments of its samples,
-    its first `keep` samples (all if None), NFE spent, seconds); stochastic solvers are seeded with seed + 1."""
+def sample_shard(model, cell, noise, extractor, evaluate, first, *, device="cpu"):
+    """The Shard of samples first .. first + len(noise) - 1 of a cell; stochastic solvers are seeded with seed + 1."""
     samples, nfe, seconds = sample(
-        model.to(device), cell.solver, cell.step_schedule, cell.budget, noise, seed=evaluate.seed + 1, batch_size=evaluate.batch_size,
-        first=first, device=device, solver_options=cell.solver_options, schedule_options=cell.schedule_options,
+        model.to(device),
+        cell.solver.name,
+        cell.step_schedule.name,
+        cell.budget,
+        noise,
+        seed=evaluate.seed + 1,
+        batch_size=evaluate.batch_size,
+        first=first,
+        device=device,
+        solver_options=cell.solver.options,
+        step_schedule_options=cell.step_schedule.options,
     )
-    return moments(extractor, samples.clamp(-1, 1)), samples[:keep], nfe, seconds
+    return Shard(moments(extractor, samples.clamp(-1, 1)), samples[:GRID_IMAGES], nfe, seconds)
 
 
 def cell_row(cell, shards, statistics):
-    """The row of a cell from its shards: solver and step_schedule (labels with their options),
-    budget, nfe (spent), fid (of the merged features), seconds (summed), reference."""
-    fid = fid_from_moments(statistics, [shard[0] for shard in shards])
-    return dict(solver=cell.solver_label, step_schedule=cell.schedule_label, budget=cell.budget, nfe=shards[0][2], fid=fid,
-                seconds=sum(shard[3] for shard in shards), reference=cell.reference)
+    """(the row of a cell from its shards in order: FID of their merged features, seconds summed; the samples a grid shows)."""
+    fid = fid_from_moments(statistics, [shard.moments for shard in shards])
+    row = cell.row(nfe=shards[0].nfe, fid=fid, seconds=sum(shard.seconds for shard in shards))
+    return row, torch.cat([shard.samples for shard in shards])[:GRID_IMAGES]
 
 
-def score_cell(model, cell, noise, statistics, evaluate, *, device="cpu", shards=1):
-    """(row, samples) of one cell sampled from `noise` in `shards` shards one after another."""
-    parts = [sample_shard(model, cell, noise[start:end], statistics.inception, evaluate, start, device=device)
-             for start, end in shard_ranges(len(noise), evaluate.batch_size, shards)]
-    return cell_row(cell, parts, statistics), torch.cat([part[1] for part in parts])
+def logged_row(client, experiment_id, key, cell, grid):
+    """The row of a cell logged under `key` (the same computation), with its sample grid downloaded
+    to the file `grid`; None if it has to be computed."""
+    logged = logged_cell(client, experiment_id, key)
+    if logged is None:
+        return None
+    cell_run, metrics = logged
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        download_artifacts(run_id=cell_run, artifact_path=grid.name, dst_path=str(grid.parent), tracking_uri=client.tracking_uri)
+    except MlflowException:
+        return None
+    return cell.row(nfe=int(metrics["nfe"]), fid=metrics["fid"], seconds=metrics["seconds"])
+
+
+def record_cell(client, experiment_id, parent, key, row, tags, samples, grid):
+    """Draw a computed cell's samples as its grid, `grid`, and log the cell under `key` as a finished
+    run nested under `parent`, with the grid."""
+    sample_grid(samples, grid)
+    client.log_artifact(log_cell(client, experiment_id, parent, key, row, tags), str(grid))

@@ -7,6 +7,10 @@ import torch
 from models.features import Classifier, accuracy, train_classifier
 from models.fid import FeatureExtractor, empty_statistics, fid_from_statistics, inception_extractor, real_statistics
 
+from .checkpoints import save_atomic
+from .data import TrainTest, load_dataset
+from .files import write_json
+
 REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
 
@@ -42,13 +46,25 @@ def fit(features, data, *, device="cpu", log=print):
     extractor = extractor_for(features, classifier_state, sample_shape).to(device)
     statistics = real_statistics(data.train_images, extractor)
     metrics["data_floor_fid"] = fid_from_statistics(statistics, data.test_images)
-    log(f"data floor: FID of {len(data.test_images)} held-out images against {len(data.train_images)} training images = {metrics['data_floor_fid']:.3f}")
+    log(
+        f"data floor: FID of {len(data.test_images)} held-out images against {len(data.train_images)} training images "
+        f"= {metrics['data_floor_fid']:.3f}"
+    )
     state = {
         "classifier": classifier_state,
         "sample_shape": torch.tensor(sample_shape),
         "real": {name: getattr(statistics, name).cpu() for name in REAL_STATES},
     }
     return state, metrics
+
+
+def fit_saved(features, workspace, *, device="cpu", log=print):
+    """`fit` on the prepared data of `workspace`, saved there: features/statistics.pt and
+    features/metrics.json (classifier test accuracy, data floor)."""
+    data = TrainTest(*load_dataset(workspace.data / "train.pt"), *load_dataset(workspace.data / "test.pt"))
+    state, metrics = fit(features, data, device=device, log=log)
+    save_atomic(state, workspace.features / "statistics.pt")
+    write_json(metrics, workspace.features / "metrics.json")
 
 
 def load_statistics(features, path, *, device="cpu"):

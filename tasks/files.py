@@ -1,12 +1,33 @@
-"""CSV, JSON and text files written atomically (a reader never sees half a file); kept apart from
-tasks/report.py so that stages writing JSON do not import matplotlib."""
+"""Files written atomically (a reader never sees half a file): any binary file through `atomic_open`,
+and CSV, JSON and text; kept apart from tasks/report.py so that stages writing JSON do not import
+matplotlib."""
 
+import contextlib
 import csv
 import io
 import json
 import math
+import os
+import tempfile
+from pathlib import Path
 
-from .checkpoints import atomic_open
+
+@contextlib.contextmanager
+def atomic_open(path):
+    """A binary file that replaces `path` only once fully written: a temporary file in the same
+    folder, flushed and fsync'ed, then os.replace'd; on any error it is removed and `path` untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def write_csv(rows, path, columns):

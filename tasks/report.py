@@ -13,8 +13,7 @@ import matplotlib.image
 import torch
 from matplotlib.figure import Figure
 
-from .checkpoints import atomic_open
-
+from .files import atomic_open
 
 COLUMNS = ["configuration", "solver", "step_schedule", "series", "budget", "nfe", "fid", "seconds"]  # of the CSV files
 SEPARATOR = 255  # white 1-pixel lines between the images of a grid, and white empty slots
@@ -36,7 +35,7 @@ def sample_grid_array(images, columns=None):
     grid = torch.full((rows * (height + 1) - 1, columns * (width + 1) - 1, 3), SEPARATOR, dtype=torch.uint8)
     for index, image in enumerate(pixels):
         top, left = (index // columns) * (height + 1), (index % columns) * (width + 1)
-        grid[top:top + height, left:left + width] = image
+        grid[top : top + height, left : left + width] = image
     return grid.numpy()
 
 
@@ -67,16 +66,26 @@ def fid_vs_nfe_figure(rows, floors=None, failures=None):
     cells = [row for row in rows if not row["reference"]]
     solvers = list(dict.fromkeys(row["solver"] for row in cells))
     schedules = list(dict.fromkeys(row["step_schedule"] for row in cells))
-    styles = {(solver, schedule): dict(color=f"C{i % 10}", linestyle=LINE_STYLES[j % len(LINE_STYLES)])
-              for i, solver in enumerate(solvers) for j, schedule in enumerate(schedules)}
+    styles = {
+        (solver, schedule): dict(color=f"C{i % 10}", linestyle=LINE_STYLES[j % len(LINE_STYLES)])
+        for i, solver in enumerate(solvers)
+        for j, schedule in enumerate(schedules)
+    }
     labels = {f"{solver} / {schedule}" for solver, schedule in styles}
     figure = Figure(figsize=(4.5 * len(configurations) + 2.5, 4), layout="constrained")
     series = {}
     for axes, configuration in zip(figure.subplots(1, len(configurations), squeeze=False)[0], configurations):
         axes.set_title(configuration)
         if configuration in failures:
-            axes.text(0.5, 0.5, fill(f"failed: {failures[configuration]}", 40), ha="center", va="center",
-                      color="darkred", transform=axes.transAxes)
+            axes.text(
+                0.5,
+                0.5,
+                fill(f"failed: {failures[configuration]}", 40),
+                ha="center",
+                va="center",
+                color="darkred",
+                transform=axes.transAxes,
+            )
             axes.set_axis_off()
             continue
         floor = floors.get(configuration) if isinstance(floors, dict) else floors
@@ -93,15 +102,27 @@ def draw_fid_vs_nfe(axes, rows, floor=None, styles=None):
     more than 10x; the panel's legend names its reference and floor."""
     cells = [row for row in rows if not row["reference"]]
     for solver, step_schedule in dict.fromkeys((row["solver"], row["step_schedule"]) for row in cells):
-        points = sorted((row["nfe"], row["fid"]) for row in cells
-                        if (row["solver"], row["step_schedule"]) == (solver, step_schedule) and math.isfinite(row["fid"]))
-        axes.plot([nfe for nfe, _ in points], [fid for _, fid in points], marker="o", markersize=3,
-                  label=f"{solver} / {step_schedule}", **(styles or {}).get((solver, step_schedule), {}))
+        points = sorted(
+            (row["nfe"], row["fid"])
+            for row in cells
+            if (row["solver"], row["step_schedule"]) == (solver, step_schedule) and math.isfinite(row["fid"])
+        )
+        axes.plot(
+            [nfe for nfe, _ in points],
+            [fid for _, fid in points],
+            marker="o",
+            markersize=3,
+            label=f"{solver} / {step_schedule}",
+            **(styles or {}).get((solver, step_schedule), {}),
+        )
     levels = []
     for row in rows:
         if row["reference"] and math.isfinite(row["fid"]):
-            levels.append(axes.axhline(row["fid"], color="black", linestyle="--",
-                                       label=f"reference ({row['solver']}, NFE {row['nfe']}): FID {row['fid']:.3g}"))
+            levels.append(
+                axes.axhline(
+                    row["fid"], color="black", linestyle="--", label=f"reference ({row['solver']}, NFE {row['nfe']}): FID {row['fid']:.3g}"
+                )
+            )
     if floor is not None and math.isfinite(floor):
         levels.append(axes.axhline(floor, color="gray", linestyle=":", label=f"data floor: FID {floor:.3g}"))
     axes.set_xscale("log", base=2)
@@ -110,7 +131,7 @@ def draw_fid_vs_nfe(axes, rows, floor=None, styles=None):
     axes.set_xticks([], minor=True)
     if cells:  # a quarter octave of room on either side, so that no marker sits on the frame
         spent = [row["nfe"] for row in cells] + budgets
-        axes.set_xlim(min(spent) / 2 ** 0.25, max(spent) * 2 ** 0.25)
+        axes.set_xlim(min(spent) / 2**0.25, max(spent) * 2**0.25)
     values = [fid for fid in [row["fid"] for row in rows] + [floor] if fid is not None and math.isfinite(fid)]
     if values and min(values) > 0 and max(values) > 10 * min(values):
         axes.set_yscale("log")
@@ -142,8 +163,10 @@ def best_per_budget(rows):
     for row in rows:
         if not row["reference"]:
             groups.setdefault((row["configuration"], row["budget"]), []).append(row)
-    return [dict(configuration=configuration, budget=budget, **best_cell(groups[configuration, budget]))
-            for configuration, budget in sorted(groups)]
+    return [
+        dict(configuration=configuration, budget=budget, **best_cell(groups[configuration, budget]))
+        for configuration, budget in sorted(groups)
+    ]
 
 
 def summary(rows, floor, failures=None):

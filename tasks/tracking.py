@@ -1,7 +1,8 @@
 """MLflow tracking: one experiment per study, one run per training configuration, a nested run per
-(solver, step schedule, NFE budget). Runs are found again by a deterministic key tag, so a retried
-or resumed task continues its run instead of creating a duplicate; a run whose process died without
-closing it (SIGKILL, power loss) is marked KILLED the next time a stage opens the experiment."""
+(solver, step schedule, NFE budget). Runs are found again by a deterministic key tag (the run's
+identity: `configuration_key`, and a cell's identity below it), so a retried or resumed task
+continues its run instead of creating a duplicate; a run whose process died without closing it
+(SIGKILL, power loss) is marked KILLED the next time a stage opens the experiment."""
 
 import os
 import socket
@@ -11,6 +12,10 @@ from pathlib import Path
 import psutil
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+
+from models.axes import Choice
+
+from .provenance import computation_files, digest, files_digest
 
 KEY = "study.key"
 OWNER = "study.owner"  # host:pid:process start time of the process that holds the run open
@@ -112,22 +117,60 @@ def log_curve(client, run_id, name, points):
 
 
 def log_cell(client, experiment_id, parent, key, row, tags):
-    """A finished run nested under `parent` with metrics fid, nfe, seconds, param budget and `tags`
-    plus solver, step_schedule and reference."""
-    name = f"{row['solver']}/{row['step_schedule']}/{row['budget']}"
+    """A finished run named by the cell's label, nested under `parent`, with metrics fid, nfe, seconds,
+    param budget and `tags` plus solver, step_schedule and reference."""
+    name = row["label"]
     cell_tags = {**tags, "solver": row["solver"], "step_schedule": row["step_schedule"], "reference": str(row["reference"])}
     run_id = run_for(client, experiment_id, key, name, parent=parent, tags=cell_tags)
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(metric, float(row[metric]), now, 0) for metric in ("fid", "nfe", "seconds")],
-                     params=[Param("budget", str(row["budget"]))])
+    client.log_batch(
+        run_id,
+        metrics=[Metric(metric, float(row[metric]), now, 0) for metric in ("fid", "nfe", "seconds")],
+        params=[Param("budget", str(row["budget"]))],
+    )
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
 
 def logged_cell(client, experiment_id, key):
     """(run id, {fid, nfe, seconds}) of the FINISHED cell run tagged `key`, or None if there is none."""
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{KEY}` = '{key}' and attributes.status = 'FINISHED'",
-                              max_results=1)
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{KEY}` = '{key}' and attributes.status = 'FINISHED'", max_results=1)
     if runs and {"fid", "nfe", "seconds"} <= set(runs[0].data.metrics):
         return runs[0].info.run_id, {m: runs[0].data.metrics[m] for m in ("fid", "nfe", "seconds")}
     return None
+
+
+def configuration_key(study, config, identity):
+    """The key of a configuration's run: the same settings and training identity find the same run
+    again; changed settings, data or training code start a new run and leave the old one as it was."""
+    return f"{study.mlflow.experiment}/{config.name}/{digest(config, identity)}"
+
+
+def axis_tags(study, config):
+    """A tag per training design axis (its entry's name), the configuration and the dataset, for filtering in the MLflow UI."""
+    return {
+        "configuration": config.name,
+        "dataset": study.data.dataset,
+        **{key: value.name for key, value in config if isinstance(value, Choice)},
+    }
+
+
+def configuration_run(study, config, root, artifacts, identity):
+    """(client, experiment id, run id) of the configuration's run (`identity`: its training identity),
+    created with every setting as a param and a tag per axis if new, reopened if it exists."""
+    client, experiment_id = open_experiment(root, study.mlflow.experiment, artifacts)
+    tags = {**axis_tags(study, config), "training": identity}
+    run_id = run_for(client, experiment_id, configuration_key(study, config, identity), config.name, tags=tags)
+    settings = {key: value.label if isinstance(value, Choice) else value for key, value in config if key != "name"}
+    log_params(client, run_id, {"dataset": study.data.dataset, **settings})
+    return client, experiment_id, run_id
+
+
+def log_report(study, root, artifacts, reports, inputs):
+    """The study's report run, with the folder `reports` as its artifacts: one run per params, report
+    inputs (rows, failures, floor) and report code; a new run when any of them changed."""
+    client, experiment_id = open_experiment(root, study.mlflow.experiment, artifacts)
+    made = digest(study.model_dump(mode="json", exclude={"orchestration"}), inputs, files_digest(computation_files("flows.report")))
+    run_id = run_for(client, experiment_id, f"{study.mlflow.experiment}/report/{made}", "report", tags={"report": "true"})
+    client.log_artifacts(run_id, str(reports))
+    client.set_terminated(run_id, "FINISHED")

@@ -7,9 +7,10 @@ same weights as an uninterrupted run.
 
 import torch
 
-from models.diffusion import DiffusionModel, Objective
-from models.networks import NETWORKS
-from models.schedules import SCHEDULES
+from models.diffusion import DiffusionModel
+from models.networks import NETWORKS, parameter_count
+from models.noise_schedules import NOISE_SCHEDULES
+from models.objectives import Objective
 from models.training import EMA, train_step, warmup
 
 from .checkpoints import load_latest, save_checkpoint, set_aside
@@ -17,15 +18,15 @@ from .checkpoints import load_latest, save_checkpoint, set_aside
 
 def build_model(config, sample_shape):
     """The DiffusionModel of a validated `flows.params.Configuration` for data of `sample_shape`."""
-    network_class = NETWORKS[config.network]
     size = {"in_channels": sample_shape[0]} if len(sample_shape) == 3 else {"dim": sample_shape[0]}
-    network = network_class(**size, **config.network_options)
-    schedule = SCHEDULES[config.schedule](**config.schedule_options)
-    return DiffusionModel(network, schedule, config.parameterization, config.conditioning, config.sigma_data)
+    network = NETWORKS[config.network.name](**size, **config.network.options)
+    noise_schedule = NOISE_SCHEDULES[config.noise_schedule.name](**config.noise_schedule.options)
+    return DiffusionModel(network, noise_schedule, config.parameterization.name, config.conditioning.name, config.sigma_data)
 
 
 def objective_of(config):
-    return Objective(config.noise_sampling, config.weighting, config.noise_sampling_options, config.weighting_options)
+    sampling, weighting = config.noise_sampling, config.weighting
+    return Objective(sampling.name, weighting.name, sampling.options, weighting.options)
 
 
 def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_step=None, log=print):
@@ -47,8 +48,10 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
     state = load_latest(checkpoint_dir, log=log)
     if state is not None and state.get("fingerprint") != fingerprint:
         aside = set_aside(checkpoint_dir)
-        log(f"{config.name}: checkpoints in {checkpoint_dir} hold other settings, data or code (fingerprint "
-            f"{state.get('fingerprint')}, now {fingerprint}); moved to {aside}; training from scratch")
+        log(
+            f"{config.name}: checkpoints in {checkpoint_dir} hold other settings, data or code (fingerprint "
+            f"{state.get('fingerprint')}, now {fingerprint}); moved to {aside}; training from scratch"
+        )
         state = None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -58,13 +61,20 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
         noise.set_state(state["noise"])
         step = state["step"]
         log(f"{config.name}: resuming at step {step}")
+    log(f"{config.name}: {parameter_count(model.network):,} network parameters, {config.steps} steps at batch {config.batch_size}")
     objective, images = objective_of(config), images.to(device)
     while step < config.steps:
         batch = images[torch.randint(len(images), (config.batch_size,), generator=data_order).to(device)]
         try:
             loss, _ = train_step(
-                model, objective, optimizer, batch, generator=noise, ema=ema,
-                lr=config.lr * warmup(step, config.warmup_steps), grad_clip=config.grad_clip,
+                model,
+                objective,
+                optimizer,
+                batch,
+                generator=noise,
+                ema=ema,
+                lr=config.lr * warmup(step, config.warmup_steps),
+                grad_clip=config.grad_clip,
                 mixed_precision=config.mixed_precision,
             )
         except FloatingPointError as error:
@@ -80,8 +90,13 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
 def training_state(model, ema, optimizer, data_order, noise, step, fingerprint):
     """What a checkpoint holds: all that a resumed run needs to go on as if uninterrupted."""
     return {
-        "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-        "data_order": data_order.get_state(), "noise": noise.get_state(), "step": step, "fingerprint": fingerprint,
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "data_order": data_order.get_state(),
+        "noise": noise.get_state(),
+        "step": step,
+        "fingerprint": fingerprint,
     }
 
 
@@ -93,8 +108,10 @@ def load_trained(config, checkpoint_dir, sample_shape, *, fingerprint=None, devi
     if state is None:
         raise FileNotFoundError(f"configuration {config.name!r}: no readable checkpoint in {str(checkpoint_dir)!r}; train it first")
     if fingerprint is not None and state.get("fingerprint") != fingerprint:
-        raise ValueError(f"configuration {config.name!r}: the checkpoint in {str(checkpoint_dir)!r} was trained with other settings, "
-                         f"data or code (fingerprint {state.get('fingerprint')}, now {fingerprint}); train it again first")
+        raise ValueError(
+            f"configuration {config.name!r}: the checkpoint in {str(checkpoint_dir)!r} was trained with other settings, "
+            f"data or code (fingerprint {state.get('fingerprint')}, now {fingerprint}); train it again first"
+        )
     model = build_model(config, sample_shape)
     model.load_state_dict(state["ema"]["model"])
     log(f"{config.name}: EMA weights of step {state['step']} from {checkpoint_dir}")

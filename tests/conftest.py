@@ -1,10 +1,51 @@
-"""Every test starts from the same global random state, so a failure reproduces; the tests that run
-flows share one temporary Prefect API; tests that compare weights bit for bit compute on one thread."""
+"""Shared by the tests: the same global random state at every test's start (a failure reproduces),
+one temporary Prefect API for the tests that run flows, torch on one thread for tests that compare
+weights bit for bit, and the small studies, configurations and noise schedules many tests build."""
 
 import pytest
 import torch
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
+
+from flows.params import Configuration
+from models.noise_schedules import NOISE_SCHEDULES, LearnedVP
+
+TINY_NETWORK = {"name": "unet", "options": {"channels": 8, "channel_mult": [1, 2], "attention": False}}  # about 10k parameters
+
+TINY = {  # a whole study in seconds: one configuration of 30 steps, 64 samples per cell
+    "features": {"num_features": 16, "steps": 60},
+    "train": {
+        "configurations": {
+            "tiny": {
+                "network": TINY_NETWORK,
+                "steps": 30,
+                "batch_size": 32,
+                "warmup_steps": 5,
+                "ema_decay": 0.9,
+                "checkpoint_every": 10,
+            }
+        }
+    },
+    "evaluate": {
+        "solvers": [{"name": "euler"}, {"name": "ddim", "options": {"eta": 1.0}}],
+        "step_schedules": [{"name": "karras"}],
+        "nfe": [4],
+        "reference_nfe": 7,
+        "num_samples": 64,
+    },
+    "mlflow": {"experiment": "tiny"},
+}
+
+
+def tiny_configuration(**changes):
+    """The configuration "tiny": the tiny U-Net, batches of 16, 3 warm-up steps, EMA 0.9, with `changes`."""
+    fields = dict(name="tiny", network=TINY_NETWORK, steps=12, batch_size=16, warmup_steps=3, ema_decay=0.9, checkpoint_every=4)
+    return Configuration(**{**fields, **changes})
+
+
+def noise_schedule(name, hidden=64, dtype=torch.float64):
+    """The noise schedule `name` with its defaults; a learned one small (`hidden` units) in `dtype`."""
+    return LearnedVP(hidden=hidden).to(dtype) if name == "learned" else NOISE_SCHEDULES[name]()
 
 
 @pytest.fixture(autouse=True)

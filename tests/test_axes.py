@@ -3,18 +3,23 @@ table, the same options, defaults that the declared ranges accept, and the rules
 
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from flows.params_file import ParamsError, load_params
 from models import axes
 from models.conditioning import CONDITIONINGS
-from models.discretizations import DISCRETIZATIONS
 from models.networks import NETWORKS
+from models.noise_schedules import NOISE_SCHEDULES
 from models.objectives import NOISE_SAMPLING, WEIGHTINGS
 from models.parameterizations import PARAMETERIZATIONS
-from models.schedules import SCHEDULES
-from models.solvers import SOLVERS
+from models.solvers import SOLVERS, register
+from models.step_schedules import STEP_SCHEDULES
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 SIZE = {"in_channels", "dim"}  # a network's input size comes from the data, not from params
 
@@ -26,14 +31,14 @@ def keyword_defaults(function, skip=()):
 
 
 TABLES = {
-    "noise schedule": (axes.NOISE_SCHEDULES, SCHEDULES, lambda entry: keyword_defaults(entry)),
+    "noise schedule": (axes.NOISE_SCHEDULES, NOISE_SCHEDULES, lambda entry: keyword_defaults(entry)),
     "parameterization": (axes.PARAMETERIZATIONS, PARAMETERIZATIONS, lambda entry: {}),
     "time conditioning": (axes.CONDITIONINGS, CONDITIONINGS, lambda entry: {}),
     "noise sampling": (axes.NOISE_SAMPLING, NOISE_SAMPLING, lambda entry: keyword_defaults(entry)),
     "loss weighting": (axes.WEIGHTINGS, WEIGHTINGS, lambda entry: keyword_defaults(entry)),
     "network": (axes.NETWORKS, NETWORKS, lambda entry: keyword_defaults(entry, skip=SIZE)),
     "solver": (axes.SOLVERS, SOLVERS, lambda entry: entry.options),
-    "step schedule": (axes.STEP_SCHEDULES, DISCRETIZATIONS, lambda entry: {**keyword_defaults(entry), "sigma_min": None, "sigma_max": None}),
+    "step schedule": (axes.STEP_SCHEDULES, STEP_SCHEDULES, lambda entry: {**keyword_defaults(entry), "sigma_min": None, "sigma_max": None}),
 }
 ENTRIES = [(kind, name) for kind, (declared, _, _) in TABLES.items() for name in declared]
 
@@ -49,17 +54,20 @@ def test_every_entry_declares_exactly_its_options_and_accepts_its_defaults(kind,
     declared, implemented, options_of = TABLES[kind]
     defaults = options_of(implemented[name])
     assert set(declared[name].options.model_fields) == set(defaults), (kind, name)
-    given = {key: list(value) if isinstance(value, tuple) else value for key, value in defaults.items() if value is not None}  # as YAML writes them
+    given = {
+        key: list(value) if isinstance(value, tuple) else value for key, value in defaults.items() if value is not None
+    }  # as YAML writes them
     assert list(axes.option_problems(kind, name, declared[name], given)) == [], (kind, name, given)
 
 
 def test_discrete_noise_schedules_are_those_with_timesteps():
     assert {name for name, entry in axes.NOISE_SCHEDULES.items() if entry.discrete} == {
-        name for name, schedule in SCHEDULES.items() if schedule().timesteps is not None}
+        name for name, schedule in NOISE_SCHEDULES.items() if schedule().timesteps is not None
+    }
 
 
 def test_entries_that_need_a_discrete_schedule_refuse_a_continuous_one():
-    continuous, discrete = SCHEDULES["edm"](), SCHEDULES["ddpm"]()
+    continuous, discrete = NOISE_SCHEDULES["edm"](), NOISE_SCHEDULES["ddpm"]()
     sigma = torch.tensor([1.0], dtype=torch.float64)
     for name, entry in axes.CONDITIONINGS.items():
         CONDITIONINGS[name](sigma, discrete)
@@ -77,12 +85,15 @@ def test_entries_that_need_a_discrete_schedule_refuse_a_continuous_one():
             NOISE_SAMPLING[name](4, continuous, torch.Generator())
 
 
-@pytest.mark.parametrize("options, problem", [
-    ({"eta": 2}, "option eta must be a number with 0 <= eta <= 1"),
-    ({"eta": True}, "option eta must be a number with 0 <= eta <= 1"),
-    ({"eta": "0.5"}, "option eta must be a number"),
-    ({"etta": 0.5}, "does not accept option(s) ['etta']; allowed: ['eta']"),
-])
+@pytest.mark.parametrize(
+    "options, problem",
+    [
+        ({"eta": 2}, "option eta must be a number with 0 <= eta <= 1"),
+        ({"eta": True}, "option eta must be a number with 0 <= eta <= 1"),
+        ({"eta": "0.5"}, "option eta must be a number"),
+        ({"etta": 0.5}, "does not accept option(s) ['etta']; allowed: ['eta']"),
+    ],
+)
 def test_a_solver_refuses_options_its_declaration_refuses(options, problem):
     with pytest.raises(ValueError, match=rf"^solver 'ddim'.*{re.escape(problem)}"):
         SOLVERS["ddim"](lambda x, sigma: x, torch.zeros(2, 2), [1.0, 0.0], **options)
@@ -96,3 +107,41 @@ def test_requirements_in_words():
     assert axes.requirement("sigma_min", fields["sigma_min"]) == "a positive, finite number"
     assert axes.requirement("attention", fields["attention"]) == "true or false"
     assert axes.requirement("embedding", fields["embedding"]) == "one of 'positional', 'fourier'"
+
+
+class Damping(axes.Options):
+    fraction: float = axes.option(gt=0, le=1)
+
+
+def damped_euler(denoise, x, sigmas, *, generator=None, fraction=1.0):
+    """Euler steps shortened to `fraction` of their length, then one step into sigma = 0 (a test solver)."""
+    for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
+        x = x + fraction * (sigma_next - sigma) * (x - denoise(x, sigma)) / sigma
+    return x
+
+
+@pytest.fixture
+def registered():
+    """A new solver with one typed option, added by one call to `register`, taken out after the test."""
+    solver = register("damped_euler", damped_euler, axes.SolverEntry(order=1, stochastic=False, options=Damping))
+    yield solver
+    del axes.SOLVERS["damped_euler"], SOLVERS["damped_euler"]
+
+
+def test_a_solver_registered_in_one_call_is_checked_from_params_and_runs(registered, tmp_path):
+    params = yaml.safe_load((PROJECT / "profiles" / "smoke.yaml").read_text())
+    for fraction, problem in (
+        (0.5, None),
+        (2, "evaluate.solvers.0.options.fraction: solver 'damped_euler': option fraction must be a number with 0 < fraction <= 1 (got 2)"),
+    ):
+        params["evaluate"]["solvers"] = [{"name": "damped_euler", "options": {"fraction": fraction}}]
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        if problem is None:
+            assert load_params(tmp_path / "params.yaml").evaluate.solvers[0].options == {"fraction": 0.5}
+        else:
+            with pytest.raises(ParamsError) as error:
+                load_params(tmp_path / "params.yaml")
+            assert problem in str(error.value)
+    x = torch.randn(5, 2, dtype=torch.float64)
+    out = registered(lambda x, sigma: torch.zeros_like(x), x, [2.0, 1.0, 0.0], fraction=0.5)
+    torch.testing.assert_close(out, x * 0.75 * 0.5)  # each step keeps 1 - fraction (sigma - sigma_next) / sigma of x

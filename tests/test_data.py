@@ -21,17 +21,16 @@ from tasks.data import (
     CIFAR10_URL,
     MNIST_FILES,
     MNIST_URL,
-    atomic_open,
     fetch,
     load_cifar10,
     load_dataset,
     load_digits_images,
-    load_mixture,
     load_mnist,
     prepare,
     save_dataset,
     split,
 )
+from tasks.files import atomic_open
 
 
 def test_digits_are_1797_images_in_minus_one_to_one():
@@ -205,12 +204,12 @@ def test_missing_cifar10_files_are_named_with_the_folder_and_where_to_get_them(t
 
 
 def test_mixture_data_is_reproducible_and_follows_the_ring():
-    points, components = load_mixture(20000, seed=0)
-    assert points.shape == (20000, 2) and points.dtype == torch.float32 and components.dtype == torch.int64
-    again = load_mixture(20000, seed=0)
-    assert torch.equal(points, again[0]) and torch.equal(components, again[1])
-    assert not torch.equal(points, load_mixture(20000, seed=1)[0])
     ring = GaussianMixture.ring()
+    points, components = ring.sample_with_components(20000, torch.Generator().manual_seed(0))
+    assert points.shape == (20000, 2) and points.dtype == torch.float32 and components.dtype == torch.int64
+    again = ring.sample_with_components(20000, torch.Generator().manual_seed(0))
+    assert torch.equal(points, again[0]) and torch.equal(components, again[1])
+    assert not torch.equal(points, ring.sample_with_components(20000, torch.Generator().manual_seed(1))[0])
     frequencies = torch.bincount(components, minlength=len(ring.weights)) / len(components)
     # Each frequency within 5 binomial standard deviations of its weight.
     tolerance = 5 * torch.sqrt(ring.weights * (1 - ring.weights) / len(components))

@@ -21,10 +21,10 @@ import torch
 from flows.params import Configuration
 from tasks.checkpoints import load_latest
 from tasks.train import load_trained, train
+from tests.conftest import tiny_configuration
 
 PROJECT = Path(__file__).resolve().parents[1]
-FIELDS = dict(name="tiny", network_options={"channels": 8, "channel_mult": [1, 2], "attention": False},
-              steps=60, batch_size=16, warmup_steps=3, ema_decay=0.9, checkpoint_every=10)
+FIELDS = tiny_configuration(steps=60, checkpoint_every=10).model_dump(mode="json")
 FINGERPRINT = "faults"
 IMAGES = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
@@ -36,6 +36,7 @@ import io, json, os, sys, time
 import torch
 torch.set_num_threads(1)
 import tasks.checkpoints as checkpoints
+import tasks.files as files
 from flows.params import Configuration
 from tasks.train import train
 
@@ -47,7 +48,7 @@ def half_written(state, path):
         return save_atomic(state, path)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    with checkpoints.atomic_open(path) as file:
+    with files.atomic_open(path) as file:
         file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
         file.flush()
         os.fsync(file.fileno())
@@ -132,11 +133,18 @@ def killed(tmp_path_factory):
     children, outcome = {}, {}
     try:
         for name, (pause, _, _, _) in KILL_POINTS.items():
-            arguments = [json.dumps(FIELDS), str(root / "images.pt"), str(folders[name]), str(pause.get("pause_after", 0)),
-                         str(pause.get("pause_writing", 0)), FINGERPRINT]
+            arguments = [
+                json.dumps(FIELDS),
+                str(root / "images.pt"),
+                str(folders[name]),
+                str(pause.get("pause_after", 0)),
+                str(pause.get("pause_writing", 0)),
+                FINGERPRINT,
+            ]
             with open(folders[name].with_suffix(".stderr"), "w") as stderr:
-                children[name] = subprocess.Popen([sys.executable, "-c", CHILD, *arguments], cwd=PROJECT, text=True,
-                                                  stdout=subprocess.PIPE, stderr=stderr)
+                children[name] = subprocess.Popen(
+                    [sys.executable, "-c", CHILD, *arguments], cwd=PROJECT, text=True, stdout=subprocess.PIPE, stderr=stderr
+                )
         for name in sorted(KILL_POINTS, key=lambda name: KILL_POINTS[name][3] is not None):
             _, trigger, seconds, _ = KILL_POINTS[name]
             lines, code = kill(children[name], trigger, seconds)
@@ -178,7 +186,7 @@ def test_a_killed_training_resumes_to_the_same_weights(point, killed, uninterrup
 def test_a_damaged_newest_checkpoint_is_reported_and_the_previous_one_used(damage, tmp_path, uninterrupted, one_thread):
     train(Configuration(**{**FIELDS, "steps": 30}), IMAGES, tmp_path, fingerprint=FINGERPRINT, log=lambda message: None)
     newest = tmp_path / "step-00000030.pt"
-    newest.write_bytes(newest.read_bytes()[: 1000] if damage == "truncated" else b"")
+    newest.write_bytes(newest.read_bytes()[:1000] if damage == "truncated" else b"")
     messages = []
     train(Configuration(**FIELDS), IMAGES, tmp_path, fingerprint=FINGERPRINT, log=messages.append)
     assert "unreadable" in messages[0] and newest.name in messages[0], messages
@@ -190,10 +198,13 @@ NAN_IMAGES = IMAGES.clone()
 NAN_IMAGES[:, 0, 0, 0] = float("nan")  # one pixel of every image, so every batch holds NaN
 
 
-@pytest.mark.parametrize("cause, changes, images", [
-    ("learning rate 1e9", dict(lr=1e9, grad_clip=None), IMAGES),
-    ("NaN in the images", dict(), NAN_IMAGES),
-])
+@pytest.mark.parametrize(
+    "cause, changes, images",
+    [
+        ("learning rate 1e9", dict(lr=1e9, grad_clip=None), IMAGES),
+        ("NaN in the images", dict(), NAN_IMAGES),
+    ],
+)
 def test_a_nan_loss_names_configuration_and_step_and_keeps_the_last_good_checkpoint(cause, changes, images, tmp_path, one_thread):
     train(Configuration(**{**FIELDS, "steps": 20}), IMAGES, tmp_path, fingerprint=FINGERPRINT, log=lambda message: None)
     before = {path.name: path.read_bytes() for path in tmp_path.glob("step-*.pt")}

@@ -21,23 +21,15 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
+from flows.cli import main
 from flows.evaluate import evaluate_one
 from flows.study import run_study
-from flows.workspace import Workspace, main
 from tasks.data import save_dataset
 from tasks.tracking import open_experiment
+from tasks.workspace import Workspace
+from tests.conftest import TINY
 
 PROJECT = Path(__file__).resolve().parents[1]
-TINY = {
-    "features": {"num_features": 16, "steps": 60},
-    "train": {"configurations": {"tiny": {
-        "network_options": {"channels": 8, "channel_mult": [1, 2], "attention": False},
-        "steps": 30, "batch_size": 32, "warmup_steps": 5, "ema_decay": 0.9, "checkpoint_every": 10,
-    }}},
-    "evaluate": {"solvers": [{"name": "euler"}, {"name": "ddim", "options": {"eta": 1.0}}], "step_schedules": [{"name": "karras"}],
-                 "nfe": [4], "reference_nfe": 7, "num_samples": 64},
-    "mlflow": {"experiment": "tiny"},
-}
 
 
 def stage(*args, cwd):
@@ -85,14 +77,16 @@ def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_
         with get_client(sync_client=True) as client:
             flow_runs = client.read_flow_runs()
             flows = {run.id: client.read_flow(run.flow_id).name for run in flow_runs}
-            assert sorted(flows.values()) == sorted(["study", "prepare", "features", "configurations", "train", "train", "evaluate", "evaluate", "report"])
+            assert sorted(flows.values()) == sorted(
+                ["study", "prepare", "features", "configurations", "train", "train", "evaluate", "evaluate", "report"]
+            )
             assert all(run.state.is_completed() for run in flow_runs)
             evaluations = [run.id for run in flow_runs if flows[run.id] == "evaluate"]
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=evaluations)))
     counts = {}
     for task_run in tasks:
         counts[task_run.task_key.rsplit("-", 1)[0]] = counts.get(task_run.task_key.rsplit("-", 1)[0], 0) + 1
-    assert counts["score_shard"] == 3 and counts["log_cell"] == 3  # 2 solvers x 1 schedule x 1 budget + the reference
+    assert counts["score_shard"] == 3 and counts["record_cell"] == 3  # 2 solvers x 1 schedule x 1 budget + the reference
     workspace = Workspace(tmp_path)
     assert (workspace.results("tiny") / "samples" / "ddim_eta=1.0_karras_4.png").is_file()
     assert (workspace.reports / "fid_vs_nfe.png").is_file() and (workspace.root / "mlflow.db").is_file()
@@ -102,7 +96,9 @@ def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_
         assert [row["configuration"] for row in csv.DictReader(file) if row["failed"]] == ["unstable"]
     assert sorted(p.name for p in workspace.checkpoints("unstable").glob("step-*.pt")) == []  # diverged before its first checkpoint
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id], "tags.configuration = 'unstable' and attributes.run_name = 'unstable'")
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("tiny").experiment_id], "tags.configuration = 'unstable' and attributes.run_name = 'unstable'"
+    )
     assert run.info.status == "FAILED" and "diverged at step" in run.data.tags["failure"]
 
 
@@ -118,7 +114,7 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
     with get_client(sync_client=True) as client:
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
     names = [task_run.task_key.rsplit("-", 1)[0] for task_run in tasks]
-    assert names.count("logged_row") == 3 and "score_shard" not in names and "log_cell" not in names
+    assert names.count("logged_row") == 3 and "score_shard" not in names and "record_cell" not in names
     assert json.loads((workspace.results("tiny") / "cells.json").read_text()) == first
     grid = workspace.results("tiny") / "samples" / "ddim_eta=1.0_karras_4.png"
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -138,8 +134,14 @@ def test_a_stopped_training_ends_its_mlflow_run_failed_or_killed_not_running(tmp
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_API_URL": prefect_api}
     log = tmp_path / "train.log"
     with open(log, "w") as output:
-        child = subprocess.Popen([sys.executable, "-m", "flows.train", "--params", str(params), "--configuration", "tiny", "--root", str(tmp_path)],
-                                 cwd=PROJECT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "flows.train", "--params", str(params), "--configuration", "tiny", "--root", str(tmp_path)],
+            cwd=PROJECT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         client, deadline = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}"), time.monotonic() + 180
         while time.monotonic() < deadline and not running_loss(client):

@@ -40,8 +40,7 @@ def test_positional_embedding_matches_its_formula():
     c = torch.tensor([0.0, 1.5, 700.0])
     expected = torch.tensor(
         [
-            [math.cos(ci * max_positions ** (-k / 4)) for k in range(4)]
-            + [math.sin(ci * max_positions ** (-k / 4)) for k in range(4)]
+            [math.cos(ci * max_positions ** (-k / 4)) for k in range(4)] + [math.sin(ci * max_positions ** (-k / 4)) for k in range(4)]
             for ci in c.tolist()
         ]
     )

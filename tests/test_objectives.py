@@ -10,20 +10,18 @@ import torch
 from torch import nn
 
 from models.conditioning import CONDITIONINGS
-from models.diffusion import DiffusionModel, Objective
-from models.objectives import NOISE_SAMPLING, WEIGHTINGS
+from models.diffusion import DiffusionModel
+from models.noise_schedules import NOISE_SCHEDULES
+from models.objectives import NOISE_SAMPLING, WEIGHTINGS, Objective
 from models.parameterizations import PARAMETERIZATIONS
-from models.schedules import SCHEDULES, LearnedVP
+from tests.conftest import noise_schedule
 
 VP = ["ddpm", "vp_linear", "vp_cosine", "learned"]
-CONTINUOUS = [name for name in SCHEDULES if name != "ddpm"]
+CONTINUOUS = [name for name in NOISE_SCHEDULES if name != "ddpm"]
 EXACT = {"rtol": 1e-12, "atol": 0.0}
 
 
-@functools.cache
-def schedule_named(name):
-    """The schedule with its defaults; LearnedVP (float32 parameters by default) small and in float64."""
-    return LearnedVP(hidden=64).double() if name == "learned" else SCHEDULES[name]()
+schedule_named = functools.cache(noise_schedule)  # one instance per name: LearnedVP's random shape stays the same
 
 
 class TinyNet(nn.Module):
@@ -53,12 +51,12 @@ def sigma_grid(schedule, n=1000):
 
 def weights(weighting, parameterization, schedule_name, **options):
     model = make_model(schedule_name, parameterization)
-    s = sigma_grid(model.schedule)
+    s = sigma_grid(model.noise_schedule)
     return Objective("uniform", weighting, weighting_options=options).weight(model, s), s
 
 
 def compatible(sampling):
-    return ["ddpm"] if sampling == "uniform_discrete" else list(SCHEDULES)
+    return ["ddpm"] if sampling == "uniform_discrete" else list(NOISE_SCHEDULES)
 
 
 SAMPLING_CASES = [(sampling, name) for sampling in NOISE_SAMPLING for name in compatible(sampling)]
@@ -67,7 +65,7 @@ SAMPLING_CASES = [(sampling, name) for sampling in NOISE_SAMPLING for name in co
 # --- 1. Weightings --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 @pytest.mark.parametrize("parameterization", list(PARAMETERIZATIONS))
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))
 def test_weight_is_positive_and_finite_over_the_schedules_range(weighting, parameterization, schedule_name):
@@ -76,7 +74,7 @@ def test_weight_is_positive_and_finite_over_the_schedules_range(weighting, param
     assert torch.isfinite(w).all() and (w > 0).all(), w
 
 
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 def test_simple_eps_is_snr(schedule_name):
     """Ho et al. 2020: the eps loss is the x0 loss weighted by SNR = 1/sigma^2."""
     simple, s = weights("simple", "eps", schedule_name)
@@ -93,26 +91,26 @@ def test_simple_v_on_vp_is_snr_plus_one(schedule_name):
 
 
 @pytest.mark.parametrize("sigma_data", [0.5, 1.0])
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 def test_simple_edm_is_edm_lambda(schedule_name, sigma_data):
     """Karras et al. 2022, Table 1: lambda(sigma) = 1/c_out^2 = (sigma^2 + sigma_data^2)/(sigma sigma_data)^2."""
     model = make_model(schedule_name, "edm")
     model.sigma_data = sigma_data
-    s = sigma_grid(model.schedule)
+    s = sigma_grid(model.noise_schedule)
     simple = Objective("uniform", "simple").weight(model, s)
     torch.testing.assert_close(simple, Objective("uniform", "edm").weight(model, s), **EXACT)
     torch.testing.assert_close(simple, (s**2 + sigma_data**2) / (s * sigma_data) ** 2, **EXACT)
 
 
 @pytest.mark.parametrize("gamma", [5.0, 1.0])
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 def test_min_snr_is_min_of_snr_and_gamma(schedule_name, gamma):
     """Hang et al. 2023: min(SNR, gamma)."""
     w, s = weights("min_snr", "x0", schedule_name, gamma=gamma)
     torch.testing.assert_close(w, torch.minimum(1 / s**2, torch.tensor(gamma, dtype=torch.float64)), **EXACT)
 
 
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 def test_truncated_snr_is_max_of_snr_and_one(schedule_name):
     """Salimans & Ho 2022: max(SNR, 1)."""
     w, s = weights("truncated_snr", "x0", schedule_name)
@@ -131,7 +129,7 @@ def test_sampled_time_is_inside_the_schedule(sampling, schedule_name):
 
 
 @pytest.mark.parametrize("p_mean", [-30.0, 30.0])
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 def test_log_normal_clamped_to_an_end_stays_inside_the_schedule(schedule_name, p_mean):
     schedule = schedule_named(schedule_name)
     t = NOISE_SAMPLING["log_normal"](100, schedule, torch.Generator().manual_seed(0), p_mean=p_mean)
@@ -176,9 +174,7 @@ def test_logit_normal_has_unit_normal_logits():
 @pytest.mark.parametrize("sampling", list(NOISE_SAMPLING))
 def test_sampling_is_deterministic_given_the_seed(sampling):
     schedule = schedule_named(compatible(sampling)[0])
-    first, again, other = (
-        NOISE_SAMPLING[sampling](1000, schedule, torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)
-    )
+    first, again, other = (NOISE_SAMPLING[sampling](1000, schedule, torch.Generator().manual_seed(seed)) for seed in (0, 0, 1))
     assert torch.equal(first, again)
     assert not torch.equal(first, other)
 
@@ -208,7 +204,7 @@ SAMPLING_FOR = {"ddpm": "uniform_discrete", "edm": "log_normal", "flow": "logit_
 CONDITIONING_FOR = {"ddpm": "index", "vp_linear": "time", "vp_cosine": "time", "learned": "time"}
 
 
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 @pytest.mark.parametrize("parameterization", list(PARAMETERIZATIONS))
 @pytest.mark.parametrize("weighting", list(WEIGHTINGS))
 def test_loss_is_weighted_x0_loss(weighting, parameterization, schedule_name):
@@ -221,12 +217,12 @@ def test_loss_is_weighted_x0_loss(weighting, parameterization, schedule_name):
     loss, w = objective(model, x0, torch.Generator().manual_seed(7))
 
     generator = torch.Generator().manual_seed(7)
-    t = NOISE_SAMPLING[sampling](64, model.schedule, generator)
+    t = NOISE_SAMPLING[sampling](64, model.noise_schedule, generator)
     noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
     with torch.no_grad():
-        sigma = model.schedule.edm_sigma(t)
+        sigma = model.noise_schedule.edm_sigma(t)
         D = model(x0 + sigma[:, None] * noise, sigma)
         expected_w = objective.weight(model, sigma)
-        expected = expected_w * ((D - x0) ** 2).mean(1) * model.schedule.importance(t)
+        expected = expected_w * ((D - x0) ** 2).mean(1) * model.noise_schedule.importance(t)
     torch.testing.assert_close(w, expected_w, rtol=1e-12, atol=0.0)
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-9, atol=0.0)

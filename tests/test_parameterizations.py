@@ -7,15 +7,12 @@ import math
 import pytest
 import torch
 
+from models.noise_schedules import NOISE_SCHEDULES
 from models.parameterizations import PARAMETERIZATIONS, target
-from models.schedules import SCHEDULES, LearnedVP
+from tests.conftest import noise_schedule
 
 CLOSE = {"rtol": 1e-10, "atol": 1e-10}
 SIGMA_DATA = [0.5, 1.0]
-
-
-def make_schedule(name):
-    return LearnedVP(hidden=64).double() if name == "learned" else SCHEDULES[name]()
 
 
 def draws(seed=0, n=512, dim=3):
@@ -54,33 +51,34 @@ def test_every_parameterization_is_covered():
 
 
 @pytest.mark.parametrize("sigma_data", SIGMA_DATA)
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 @pytest.mark.parametrize("name", list(PARAMETERIZATIONS))
 def test_denoiser_of_target_is_x0(name, schedule_name, sigma_data):
     x0, noise, s = draws()
-    alpha = make_schedule(schedule_name).scale(s)
+    alpha = noise_schedule(schedule_name).scale(s)
     x = x0 + s * noise
     c_skip, c_out, _ = PARAMETERIZATIONS[name](s, alpha, sigma_data)
-    F = target(name, x0, noise, s, alpha, sigma_data)
+    F = target(x0, x, c_skip, c_out)
     torch.testing.assert_close(c_skip * x + c_out * F, x0, **CLOSE)
 
 
 @pytest.mark.parametrize("sigma_data", SIGMA_DATA)
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 @pytest.mark.parametrize("name", list(PARAMETERIZATIONS))
 def test_target_is_the_textbook_definition(name, schedule_name, sigma_data):
     x0, noise, s = draws(seed=1)
-    alpha = make_schedule(schedule_name).scale(s)
+    alpha = noise_schedule(schedule_name).scale(s)
     expected = textbook_target(name, x0, noise, s, alpha, sigma_data)
-    torch.testing.assert_close(target(name, x0, noise, s, alpha, sigma_data), expected, **CLOSE)
+    c_skip, c_out, _ = PARAMETERIZATIONS[name](s, alpha, sigma_data)
+    torch.testing.assert_close(target(x0, x0 + s * noise, c_skip, c_out), expected, **CLOSE)
 
 
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 @pytest.mark.parametrize("name", ["eps", "x0", "v", "flow"])
 def test_network_sees_the_schedules_x_t(name, schedule_name):
     """c_in = alpha: c_in x = alpha x0 + alpha s eps = alpha_t x0 + sigma_t eps."""
     _, _, s = draws()
-    alpha = make_schedule(schedule_name).scale(s)
+    alpha = noise_schedule(schedule_name).scale(s)
     _, _, c_in = PARAMETERIZATIONS[name](s, alpha, 0.5)
     torch.testing.assert_close(c_in, alpha, rtol=1e-15, atol=0.0)
 
@@ -101,6 +99,6 @@ def test_edm_input_and_target_have_unit_variance(sigma, sigma_data):
     x0 = sigma_data * torch.randn(200_000, generator=generator, dtype=torch.float64)
     noise = torch.randn(200_000, generator=generator, dtype=torch.float64)
     s = torch.tensor(sigma, dtype=torch.float64)
-    _, _, c_in = PARAMETERIZATIONS["edm"](s, torch.ones_like(s), sigma_data)
-    assert target("edm", x0, noise, s, torch.ones_like(s), sigma_data).var().item() == pytest.approx(1.0, rel=0.02)
+    c_skip, c_out, c_in = PARAMETERIZATIONS["edm"](s, torch.ones_like(s), sigma_data)
+    assert target(x0, x0 + s * noise, c_skip, c_out).var().item() == pytest.approx(1.0, rel=0.02)
     assert (c_in * (x0 + s * noise)).var().item() == pytest.approx(1.0, rel=0.02)

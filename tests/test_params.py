@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.params import ParamsError, load_params
+from flows.params_file import ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["params.yaml", "profiles/smoke.yaml", "profiles/cifar10.yaml"]
@@ -41,8 +41,10 @@ def test_cifar10_profile_without_its_inception_weights_names_the_file(tmp_path, 
     with pytest.raises(ParamsError) as error:
         load_params(ROOT / "profiles/cifar10.yaml")
     weights = "data/raw/inception/weights-inception-2015-12-05-6726825d.pth"
-    assert str(error.value) == (f"{ROOT / 'profiles/cifar10.yaml'}: features.weights_path: no file {str(tmp_path / weights)!r}; "
-                                f"allowed: an existing Inception-v3 weights file (see README) (got {weights!r})")
+    assert str(error.value) == (
+        f"{ROOT / 'profiles/cifar10.yaml'}: features.weights_path: no file {str(tmp_path / weights)!r}; "
+        f"allowed: an existing Inception-v3 weights file (see README) (got {weights!r})"
+    )
 
 
 def base():
@@ -69,8 +71,14 @@ MALFORMED = {
     "not a mapping": ("- data\n- train\n", ["expected a mapping"]),
     "unknown section": (edit("trian", {"configurations": []}), ["trian", "unknown key", "did you mean 'train'"]),
     "missing section": (edit("evaluate", None), ["evaluate", "Field required"]),
-    "schedule typo": (edit("train.configurations.edm.schedule", "edn"), ["train.configurations.edm.schedule", "'edn'", "did you mean 'edm'"]),
-    "unknown parameterization": (edit("train.configurations.vp-eps.parameterization", "epsilon"), ["train.configurations.vp-eps.parameterization", "allowed", "'eps'"]),
+    "schedule typo": (
+        edit("train.configurations.edm.noise_schedule", "edn"),
+        ["train.configurations.edm.noise_schedule", "'edn'", "did you mean 'edm'"],
+    ),
+    "unknown parameterization": (
+        edit("train.configurations.vp-eps.parameterization", "epsilon"),
+        ["train.configurations.vp-eps.parameterization", "allowed", "'eps'"],
+    ),
     "weighting typo": (edit("train.configurations.edm.weighting", "min-snr"), ["weighting", "did you mean 'min_snr'"]),
     "negative steps": (edit("train.configurations.edm.steps", -5), ["train.configurations.edm.steps", "greater than 0", "-5"]),
     "steps not a number": (edit("train.configurations.edm.steps", "many"), ["train.configurations.edm.steps", "integer", "'many'"]),
@@ -79,17 +87,35 @@ MALFORMED = {
     "bad configuration name": (edit("train.configurations.my config", {"steps": 10}), ["train.configurations.my config.name", "pattern"]),
     "repeated configuration name": (edit("evaluate.seed", 0).replace("  vp-eps:", "  edm:"), ["repeated key 'edm'", "line"]),
     "name inside a configuration": (edit("train.configurations.edm.name", "other"), ["has a 'name' key", "its name"]),
-    "index needs a discrete schedule": (edit("train.configurations.edm.conditioning", "index"), ["conditioning 'index' needs a discrete schedule", "'edm'"]),
-    "unknown schedule option": (edit("train.configurations.edm.schedule_options", {"rho": 7}), ["noise schedule 'edm'", "rho", "sigma_max"]),
-    "unknown network option": (edit("train.configurations.edm.network_options", {"width": 3}), ["network 'unet'", "width", "channels"]),
-    "unknown sampling option": (edit("train.configurations.edm.noise_sampling_options", {"mean": 0}), ["noise sampling 'log_normal'", "p_mean"]),
+    "index needs a discrete schedule": (
+        edit("train.configurations.edm.conditioning", "index"),
+        ["conditioning 'index' needs a discrete schedule", "'edm'"],
+    ),
+    "unknown schedule option": (
+        edit("train.configurations.edm.noise_schedule", {"name": "edm", "options": {"rho": 7}}),
+        ["noise schedule 'edm'", "rho", "sigma_max"],
+    ),
+    "unknown network option": (
+        edit("train.configurations.edm.network", {"name": "unet", "options": {"width": 3}}),
+        ["network 'unet'", "width", "channels"],
+    ),
+    "unknown sampling option": (
+        edit("train.configurations.edm.noise_sampling", {"name": "log_normal", "options": {"mean": 0}}),
+        ["noise sampling 'log_normal'", "p_mean"],
+    ),
     "two EMA settings": (edit("train.configurations.edm.ema_half_life_images", 1000), ["exactly one of ema_decay or ema_half_life_images"]),
     "no configurations": (edit("train.configurations", {}), ["train.configurations", "at least 1"]),
     "unknown solver": (edit("evaluate.solvers.0.name", "dpm_solver_4"), ["evaluate.solvers", "dpm_solver_4", "did you mean"]),
     "unknown solver option": (edit("evaluate.solvers.1.options", {"eta": 1.0}), ["solver 'heun'", "eta", "s_churn"]),
     "unknown step schedule": (edit("evaluate.step_schedules.0.name", "cosine"), ["evaluate.step_schedules", "'cosine'", "karras"]),
-    "unknown step-schedule option": (edit("evaluate.step_schedules.0.options", {"spacing": "trailing"}), ["step schedule 'karras'", "spacing", "rho"]),
-    "budget below a solver's minimum": (edit("evaluate.solvers.0.name", "midpoint").replace("nfe:\n  - 4", "nfe:\n  - 1"), ["NFE budget 1", "'midpoint'", "(2)"]),
+    "unknown step-schedule option": (
+        edit("evaluate.step_schedules.0.options", {"spacing": "trailing"}),
+        ["step schedule 'karras'", "spacing", "rho"],
+    ),
+    "budget below a solver's minimum": (
+        edit("evaluate.solvers.0.name", "midpoint").replace("nfe:\n  - 4", "nfe:\n  - 1"),
+        ["NFE budget 1", "'midpoint'", "(2)"],
+    ),
     "no solvers": (edit("evaluate.solvers", []), ["evaluate.solvers", "at least 1"]),
     "test fraction above 1": (edit("data.test_fraction", 1.5), ["data.test_fraction", "less than 1", "1.5"]),
     "unknown dataset": (edit("data.dataset", "imagenet"), ["data.dataset", "'digits'", "'imagenet'"]),
@@ -118,7 +144,7 @@ def test_command_line_exits_non_zero_and_touches_nothing(tmp_path):
     before = sorted(p.name for p in tmp_path.iterdir())
     result = subprocess.run([sys.executable, "-m", "flows.params", str(tmp_path / "params.yaml")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2
-    assert "train.configurations.edm.schedule" in result.stderr and "did you mean 'edm'" in result.stderr
+    assert "train.configurations.edm.noise_schedule" in result.stderr and "did you mean 'edm'" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 

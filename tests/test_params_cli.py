@@ -1,5 +1,5 @@
 """A corpus of malformed params files through both command lines: `python -m flows.params FILE` and
-a stage's entry point (`flows.workspace.main`). Each exits 2 within 2 s, names the key path and the
+a stage's entry point (`flows.cli.main`). Each exits 2 within 2 s, names the key path and the
 bad value, never calls the stage's flow, and leaves an existing workspace byte for byte as it was."""
 
 import subprocess
@@ -10,8 +10,8 @@ from pathlib import Path
 import prefect
 import pytest
 
-from flows import params, workspace
-from flows.params import load_params
+from flows import cli, params_file
+from flows.params_file import load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -26,16 +26,16 @@ features:
 train:
   configurations:
     edm:
-      schedule: edm
+      noise_schedule: edm
       parameterization: edm
       weighting: edm
-      network_options: {channels: 8, channel_mult: [1, 2], attention: false}
+      network: {name: unet, options: {channels: 8, channel_mult: [1, 2], attention: false}}
       steps: 30
       batch_size: 32
       ema_decay: 0.9
       checkpoint_every: 10
     vp-eps:
-      schedule: vp_cosine
+      noise_schedule: vp_cosine
       parameterization: eps
       noise_sampling: uniform
       weighting: simple
@@ -71,74 +71,132 @@ MALFORMED = {
     "yaml syntax error": (variant(("nfe: [4, 8]", "nfe: [4, 8")), ["not valid YAML at line", "column"]),
     "tab indentation": (variant(("  dataset: digits", "\tdataset: digits")), ["not valid YAML at line 2", "'\\t'"]),
     "a list, not a mapping": ("- data\n- train\n", ["expected a mapping of sections", "got list"]),
-    "repeated key": (variant(("      steps: 30\n      batch_size", "      steps: 30\n      steps: 40\n      batch_size")),
-                     ["repeated key 'steps'", "line 16"]),
+    "repeated key": (
+        variant(("      steps: 30\n      batch_size", "      steps: 30\n      steps: 40\n      batch_size")),
+        ["repeated key 'steps'", "line 16"],
+    ),
     "repeated configuration name": (variant(("    vp-eps:", "    edm:")), ["repeated key 'edm'", "line 19"]),
     "unknown section": (variant(("mlflow:", "mlfow:")), ["mlfow: unknown key", "did you mean 'mlflow'"]),
-    "unknown data key": (variant(("  test_fraction: 0.2", "  test_fractoin: 0.2")),
-                         ["data.test_fractoin: unknown key", "did you mean 'test_fraction'"]),
-    "unknown configuration key": (variant(("      batch_size: 32", "      batchsize: 32")),
-                                  ["train.configurations.edm.batchsize: unknown key", "did you mean 'batch_size'"]),
-    "unknown solver-entry key": (variant(("{name: heun}", "{name: heun, option: {s_churn: 1}}")),
-                                 ["evaluate.solvers.1.option: unknown key", "did you mean 'options'"]),
+    "unknown data key": (
+        variant(("  test_fraction: 0.2", "  test_fractoin: 0.2")),
+        ["data.test_fractoin: unknown key", "did you mean 'test_fraction'"],
+    ),
+    "unknown configuration key": (
+        variant(("      batch_size: 32", "      batchsize: 32")),
+        ["train.configurations.edm.batchsize: unknown key", "did you mean 'batch_size'"],
+    ),
+    "unknown solver-entry key": (
+        variant(("{name: heun}", "{name: heun, option: {s_churn: 1}}")),
+        ["evaluate.solvers.1.option: unknown key", "did you mean 'options'"],
+    ),
     "missing section": (VALID[: VALID.index("evaluate:")], ["evaluate: Field required"]),
-    "steps not a number": (variant(("      steps: 30\n      batch_size", "      steps: many\n      batch_size")),
-                           ["train.configurations.edm.steps", "(got 'many')"]),
+    "steps not a number": (
+        variant(("      steps: 30\n      batch_size", "      steps: many\n      batch_size")),
+        ["train.configurations.edm.steps", "(got 'many')"],
+    ),
     "fractional batch size": (variant(("batch_size: 32", "batch_size: 32.5")), ["train.configurations.edm.batch_size", "(got 32.5)"]),
     "budget not a number": (variant(("nfe: [4, 8]", "nfe: [4, eight]")), ["evaluate.nfe.1", "(got 'eight')"]),
-    "negative steps": (variant(("      steps: 30\n      ema_decay", "      steps: -30\n      ema_decay")),
-                       ["train.configurations.vp-eps.steps", "greater than 0", "(got -30)"]),
+    "negative steps": (
+        variant(("      steps: 30\n      ema_decay", "      steps: -30\n      ema_decay")),
+        ["train.configurations.vp-eps.steps", "greater than 0", "(got -30)"],
+    ),
     "test fraction of 1": (variant(("test_fraction: 0.2", "test_fraction: 1")), ["data.test_fraction", "less than 1", "(got 1)"]),
-    "noise schedule typo": (variant(("schedule: vp_cosine", "schedule: vp_cosin")),
-                            ["train.configurations.vp-eps.schedule", "(got 'vp_cosin')", "did you mean 'vp_cosine'"]),
-    "parameterization typo": (variant(("parameterization: eps", "parameterization: epsilon")),
-                              ["train.configurations.vp-eps.parameterization", "(got 'epsilon')", "did you mean 'eps'"]),
-    "weighting typo": (variant(("weighting: simple", "weighting: simpel")),
-                       ["train.configurations.vp-eps.weighting", "(got 'simpel')", "did you mean 'simple'"]),
+    "noise schedule typo": (
+        variant(("schedule: vp_cosine", "schedule: vp_cosin")),
+        ["train.configurations.vp-eps.noise_schedule", "(got 'vp_cosin')", "did you mean 'vp_cosine'"],
+    ),
+    "parameterization typo": (
+        variant(("parameterization: eps", "parameterization: epsilon")),
+        ["train.configurations.vp-eps.parameterization", "(got 'epsilon')", "did you mean 'eps'"],
+    ),
+    "weighting typo": (
+        variant(("weighting: simple", "weighting: simpel")),
+        ["train.configurations.vp-eps.weighting", "(got 'simpel')", "did you mean 'simple'"],
+    ),
     "solver typo": (variant(("{name: heun}", "{name: huen}")), ["evaluate.solvers.1.name", "(got 'huen')", "did you mean 'heun'"]),
-    "step schedule typo": (variant(("{name: karras,", "{name: karas,")),
-                           ["evaluate.step_schedules.0.name", "(got 'karas')", "did you mean 'karras'"]),
-    "index conditioning on a continuous schedule": (variant(("      weighting: edm", "      weighting: edm\n      conditioning: index")),
-                                                    ["train.configurations.edm.conditioning", "needs a discrete schedule", "(got 'index')"]),
-    "unknown network option": (variant(("{channels: 8,", "{width: 8,")),
-                               ["train.configurations.edm.network_options", "'width'", "allowed: ['attention'"]),
-    "network option of the wrong type": (variant(("attention: false", "attention: no-thanks")),
-                                         ["train.configurations.edm.network_options.attention", "true or false", "(got 'no-thanks')"]),
-    "unknown solver option": (variant(("{name: heun}", "{name: heun, options: {eta: 1}}")),
-                              ["evaluate.solvers.1.options", "'heun' does not accept option(s) ['eta']", "s_churn", "(got {'eta': 1})"]),
-    "solver option out of range": (variant(("{name: euler}", "{name: ddim, options: {eta: 2}}")),
-                                   ["evaluate.solvers.0.options.eta", "0 <= eta <= 1", "(got 2)"]),
-    "solver option not among the allowed": (variant(("{name: euler}", "{name: unipc, options: {variant: bh3}}")),
-                                            ["evaluate.solvers.0.options.variant", "'bh1', 'bh2'", "(got 'bh3')"]),
-    "unknown step-schedule option": (variant(("options: {rho: 7}", "options: {rho: 7, spacing: trailing}")),
-                                     ["evaluate.step_schedules.0.options", "['spacing']", "'rho'"]),
-    "step-schedule option of the wrong type": (variant(("options: {rho: 7}", "options: {rho: seven}")),
-                                               ["evaluate.step_schedules.0.options.rho", "a positive number", "(got 'seven')"]),
-    "budget below a solver's need": (variant(("{name: euler}", "{name: midpoint}"), ("nfe: [4, 8]", "nfe: [1, 8]")),
-                                     ["evaluate.nfe.0", "'midpoint' needs (2)", "(got 1)"]),
+    "step schedule typo": (
+        variant(("{name: karras,", "{name: karas,")),
+        ["evaluate.step_schedules.0.name", "(got 'karas')", "did you mean 'karras'"],
+    ),
+    "index conditioning on a continuous schedule": (
+        variant(("      weighting: edm", "      weighting: edm\n      conditioning: index")),
+        ["train.configurations.edm.conditioning", "needs a discrete schedule", "(got 'index')"],
+    ),
+    "unknown network option": (
+        variant(("{channels: 8,", "{width: 8,")),
+        ["train.configurations.edm.network.options", "'width'", "allowed: ['attention'"],
+    ),
+    "network option of the wrong type": (
+        variant(("attention: false", "attention: no-thanks")),
+        ["train.configurations.edm.network.options.attention", "true or false", "(got 'no-thanks')"],
+    ),
+    "unknown solver option": (
+        variant(("{name: heun}", "{name: heun, options: {eta: 1}}")),
+        ["evaluate.solvers.1.options", "'heun' does not accept option(s) ['eta']", "s_churn", "(got {'eta': 1})"],
+    ),
+    "solver option out of range": (
+        variant(("{name: euler}", "{name: ddim, options: {eta: 2}}")),
+        ["evaluate.solvers.0.options.eta", "0 <= eta <= 1", "(got 2)"],
+    ),
+    "solver option not among the allowed": (
+        variant(("{name: euler}", "{name: unipc, options: {variant: bh3}}")),
+        ["evaluate.solvers.0.options.variant", "'bh1', 'bh2'", "(got 'bh3')"],
+    ),
+    "unknown step-schedule option": (
+        variant(("options: {rho: 7}", "options: {rho: 7, spacing: trailing}")),
+        ["evaluate.step_schedules.0.options", "['spacing']", "'rho'"],
+    ),
+    "step-schedule option of the wrong type": (
+        variant(("options: {rho: 7}", "options: {rho: seven}")),
+        ["evaluate.step_schedules.0.options.rho", "a positive number", "(got 'seven')"],
+    ),
+    "budget below a solver's need": (
+        variant(("{name: euler}", "{name: midpoint}"), ("nfe: [4, 8]", "nfe: [1, 8]")),
+        ["evaluate.nfe.0", "'midpoint' needs (2)", "(got 1)"],
+    ),
     "zero budget": (variant(("nfe: [4, 8]", "nfe: [4, 0]")), ["evaluate.nfe.1", "greater than 0", "(got 0)"]),
     "repeated budget": (variant(("nfe: [4, 8]", "nfe: [4, 8, 4]")), ["evaluate.nfe.2", "each budget once", "(got 4)"]),
-    "duplicate solver entry": (variant(("    - {name: heun}", "    - {name: heun}\n    - {name: euler}")),
-                               ["evaluate.solvers.2", "'euler'", "twice"]),
-    "negative sigma_min": (variant(("options: {rho: 7}", "options: {rho: 7, sigma_min: -0.1}")),
-                           ["evaluate.step_schedules.0.options.sigma_min", "positive", "(got -0.1)"]),
-    "sigma range reversed": (variant(("options: {rho: 7}", "options: {sigma_min: 10, sigma_max: 1}")),
-                             ["evaluate.step_schedules.0.options", "sigma_min must be below sigma_max", "(got {'sigma_min': 10, 'sigma_max': 1})"]),
-    "sigma_max beyond a model's range": (variant(("options: {rho: 7}", "options: {sigma_max: 500}")),
-                                         ["evaluate.step_schedules.0.options", "outside the model's range", "'edm'", "(got {'sigma_max': 500})"]),
-    "noise-schedule sigma range reversed": (variant(("      schedule: edm", "      schedule: edm\n      schedule_options: {sigma_min: 5, sigma_max: 1}")),
-                                            ["train.configurations.edm.schedule_options", "sigma_min must be below sigma_max"]),
-    "a 'name' key inside a configuration": (variant(("    vp-eps:\n", "    vp-eps:\n      name: vp\n")),
-                                            ["train.configurations.vp-eps.name", "its key under train.configurations is its name", "(got 'vp')"]),
+    "duplicate solver entry": (
+        variant(("    - {name: heun}", "    - {name: heun}\n    - {name: euler}")),
+        ["evaluate.solvers.2", "'euler'", "twice"],
+    ),
+    "negative sigma_min": (
+        variant(("options: {rho: 7}", "options: {rho: 7, sigma_min: -0.1}")),
+        ["evaluate.step_schedules.0.options.sigma_min", "positive", "(got -0.1)"],
+    ),
+    "sigma range reversed": (
+        variant(("options: {rho: 7}", "options: {sigma_min: 10, sigma_max: 1}")),
+        ["evaluate.step_schedules.0.options", "sigma_min must be below sigma_max", "(got {'sigma_min': 10, 'sigma_max': 1})"],
+    ),
+    "sigma_max beyond a model's range": (
+        variant(("options: {rho: 7}", "options: {sigma_max: 500}")),
+        ["evaluate.step_schedules.0.options", "outside the model's range", "'edm'", "(got {'sigma_max': 500})"],
+    ),
+    "noise-schedule sigma range reversed": (
+        variant(("      noise_schedule: edm", "      noise_schedule: {name: edm, options: {sigma_min: 5, sigma_max: 1}}")),
+        ["train.configurations.edm.noise_schedule.options", "sigma_min must be below sigma_max"],
+    ),
+    "a 'name' key inside a configuration": (
+        variant(("    vp-eps:\n", "    vp-eps:\n      name: vp\n")),
+        ["train.configurations.vp-eps.name", "its key under train.configurations is its name", "(got 'vp')"],
+    ),
     "names differing only in case": (variant(("    vp-eps:", "    EDM:")), ["train.configurations.EDM", "only in case", "(got 'EDM')"]),
-    "two EMA settings": (variant(("      ema_decay: 0.9\n      checkpoint", "      ema_decay: 0.9\n      ema_half_life_images: 1000\n      checkpoint")),
-                         ["train.configurations.edm", "exactly one of ema_decay or ema_half_life_images", "'ema_half_life_images': 1000"]),
-    "missing data folder": (variant(("  dataset: digits", "  dataset: mnist\n  root: data/raw/mnist")),
-                            ["data.root", "no folder", "data/raw/mnist", "data.download: true", "(got 'data/raw/mnist')"]),
-    "data root that is a file": (variant(("  dataset: digits", "  dataset: cifar10\n  download: true\n  root: mlflow.db")),
-                                 ["data.root", "is not a folder", "(got 'mlflow.db')"]),
-    "missing Inception weights": (variant(("kind: classifier", "kind: inception\n  weights_path: data/raw/inception/weights.pth")),
-                                  ["features.weights_path", "no file", "Inception-v3", "(got 'data/raw/inception/weights.pth')"]),
+    "two EMA settings": (
+        variant(("      ema_decay: 0.9\n      checkpoint", "      ema_decay: 0.9\n      ema_half_life_images: 1000\n      checkpoint")),
+        ["train.configurations.edm", "exactly one of ema_decay or ema_half_life_images", "'ema_half_life_images': 1000"],
+    ),
+    "missing data folder": (
+        variant(("  dataset: digits", "  dataset: mnist\n  root: data/raw/mnist")),
+        ["data.root", "no folder", "data/raw/mnist", "data.download: true", "(got 'data/raw/mnist')"],
+    ),
+    "data root that is a file": (
+        variant(("  dataset: digits", "  dataset: cifar10\n  download: true\n  root: mlflow.db")),
+        ["data.root", "is not a folder", "(got 'mlflow.db')"],
+    ),
+    "missing Inception weights": (
+        variant(("kind: classifier", "kind: inception\n  weights_path: data/raw/inception/weights.pth")),
+        ["features.weights_path", "no file", "Inception-v3", "(got 'data/raw/inception/weights.pth')"],
+    ),
 }
 
 WORKSPACE_FILES = {
@@ -187,9 +245,9 @@ def test_a_malformed_params_file_exits_2_naming_the_problem_and_touches_nothing(
     before = snapshot(prepared)
     never = never_called()
     for command in (
-        lambda: params.main([str(path)]),
-        lambda: workspace.main(never, per_configuration=True, argv=["--params", str(path), "--configuration", "edm", "--root", str(prepared)]),
-        lambda: workspace.main(never, argv=["--params", str(path), "--root", str(prepared)]),
+        lambda: params_file.check([str(path)]),
+        lambda: cli.main(never, per_configuration=True, argv=["--params", str(path), "--configuration", "edm", "--root", str(prepared)]),
+        lambda: cli.main(never, argv=["--params", str(path), "--root", str(prepared)]),
     ):
         start = time.perf_counter()
         code = command()
@@ -210,8 +268,13 @@ def test_the_train_stage_command_exits_2_before_any_work(case, prepared, tmp_pat
     path.write_text(MALFORMED[case][0])
     before = snapshot(prepared)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "flows.train", "--params", str(path), "--configuration", "edm", "--root", str(prepared)],
-                          cwd=prepared, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.train", "--params", str(path), "--configuration", "edm", "--root", str(prepared)],
+        cwd=prepared,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     seconds = time.perf_counter() - start
     assert done.returncode == 2, done.stderr
     assert seconds < 30, seconds

@@ -14,19 +14,33 @@ from tasks.report import best_per_budget, fid_vs_nfe_figure, sample_grid, sample
 
 
 def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False):
-    return dict(configuration=configuration, solver=solver, step_schedule=step_schedule, budget=budget, nfe=nfe,
-                fid=fid, seconds=0.1, reference=reference)
+    return dict(
+        configuration=configuration,
+        solver=solver,
+        step_schedule=step_schedule,
+        budget=budget,
+        nfe=nfe,
+        fid=fid,
+        seconds=0.1,
+        reference=reference,
+    )
 
 
 ROWS = [
-    row("edm", "euler", "karras", 4, 4, 40.0), row("edm", "heun", "karras", 4, 3, 30.0),
-    row("edm", "euler", "karras", 8, 8, 20.0), row("edm", "heun", "karras", 8, 7, math.nan),
-    row("edm", "euler", "karras", 16, 16, 9.0), row("edm", "heun", "karras", 16, 15, 5.0),
-    row("edm", "euler", "uniform", 4, 4, math.inf), row("edm", "euler", "uniform", 8, 8, 15.0),
+    row("edm", "euler", "karras", 4, 4, 40.0),
+    row("edm", "heun", "karras", 4, 3, 30.0),
+    row("edm", "euler", "karras", 8, 8, 20.0),
+    row("edm", "heun", "karras", 8, 7, math.nan),
+    row("edm", "euler", "karras", 16, 16, 9.0),
+    row("edm", "heun", "karras", 16, 15, 5.0),
+    row("edm", "euler", "uniform", 4, 4, math.inf),
+    row("edm", "euler", "uniform", 8, 8, 15.0),
     row("edm", "euler", "uniform", 16, 16, 4.0),
     row("edm", "heun", "karras", 255, 255, 2.0, reference=True),
-    row("ddpm", "euler", "karras", 4, 4, math.nan), row("ddpm", "euler", "karras", 8, 8, 12.0),
-    row("ddpm", "heun", "karras", 4, 3, math.inf), row("ddpm", "heun", "karras", 8, 7, 11.0),
+    row("ddpm", "euler", "karras", 4, 4, math.nan),
+    row("ddpm", "euler", "karras", 8, 8, 12.0),
+    row("ddpm", "heun", "karras", 4, 3, math.inf),
+    row("ddpm", "heun", "karras", 8, 7, 11.0),
     row("ddpm", "heun", "karras", 255, 255, 3.0, reference=True),
 ]
 
@@ -71,8 +85,7 @@ def test_figure_has_a_panel_per_configuration_and_a_line_per_cell(tmp_path):
         assert axes.get_xscale() == "log" and axes.xaxis.get_transform().base == 2
         assert axes.get_legend() is not None
     labels = [line.get_label() for line in panels[0].get_lines()]
-    assert labels == ["euler / karras", "heun / karras", "euler / uniform",
-                      "reference (heun, NFE 255): FID 2", "data floor: FID 1"]
+    assert labels == ["euler / karras", "heun / karras", "euler / uniform", "reference (heun, NFE 255): FID 2", "data floor: FID 1"]
     assert [tick.get_text() for tick in panels[0].get_xticklabels()] == ["4", "8", "16"]
     assert panels[0].get_xlim()[0] < 3 and panels[0].get_xlim()[1] > 16  # no marker on the frame
     assert list(panels[0].get_lines()[1].get_xdata()) == [3, 15]  # the NaN at NFE 7 is left out
@@ -90,8 +103,7 @@ def test_single_floor_is_drawn_in_every_panel():
 
 def test_best_per_budget_picks_the_lowest_finite_fid():
     best = best_per_budget(ROWS)
-    assert [(b["configuration"], b["budget"]) for b in best] == [
-        ("ddpm", 4), ("ddpm", 8), ("edm", 4), ("edm", 8), ("edm", 16)]
+    assert [(b["configuration"], b["budget"]) for b in best] == [("ddpm", 4), ("ddpm", 8), ("edm", 4), ("edm", 8), ("edm", 16)]
     assert best[1] == dict(configuration="ddpm", budget=8, solver="heun", step_schedule="karras", nfe=7, fid=11.0)
     assert best[2]["solver"] == "heun" and best[2]["fid"] == 30.0
     assert best[3]["step_schedule"] == "uniform" and best[3]["fid"] == 15.0  # the NaN is not the lowest

@@ -10,16 +10,19 @@ import os
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId,
-                                            FlowRunFilterParentFlowRunId)
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
 from flows.study import run_study
-from flows.workspace import Workspace
-from tests.test_flows import TINY
+from tasks.workspace import Workspace
+from tests.conftest import TINY
 
-TWO = {**TINY, "train": {"configurations": {"tiny": TINY["train"]["configurations"]["tiny"],
-                                            "other": {**TINY["train"]["configurations"]["tiny"], "seed": 1}}},
-       "evaluate": {**TINY["evaluate"], "batch_size": 16}}
+TWO = {
+    **TINY,
+    "train": {
+        "configurations": {"tiny": TINY["train"]["configurations"]["tiny"], "other": {**TINY["train"]["configurations"]["tiny"], "seed": 1}}
+    },
+    "evaluate": {**TINY["evaluate"], "batch_size": 16},
+}
 
 
 def study_run(tmp_path, name, orchestration):
@@ -28,13 +31,20 @@ def study_run(tmp_path, name, orchestration):
     params.write_text(yaml.safe_dump({**TWO, "orchestration": orchestration}))
     state = run_study(params=str(params), root=str(tmp_path / name), return_state=True)
     with get_client(sync_client=True) as client:
-        (configurations,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(
-            any_=[state.state_details.flow_run_id])), flow_filter=FlowFilter(name=FlowFilterName(any_=["configurations"])))
+        (configurations,) = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])),
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["configurations"])),
+        )
         tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[configurations.id])))
     spans = [(run.start_time, run.end_time) for run in tasks if run.name.startswith("train and evaluate")]
     workspace = Workspace(tmp_path / name)
-    fids = {c: {f"{r['solver']}/{r['step_schedule']}/{r['budget']}": r["fid"]
-                for r in json.loads((workspace.results(c) / "cells.json").read_text())["cells"]} for c in ("tiny", "other")}
+    fids = {
+        c: {
+            f"{r['solver']}/{r['step_schedule']}/{r['budget']}": r["fid"]
+            for r in json.loads((workspace.results(c) / "cells.json").read_text())["cells"]
+        }
+        for c in ("tiny", "other")
+    }
     return fids, spans
 
 

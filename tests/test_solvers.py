@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.discretizations import step_schedule
 from models.gaussian_mixture import GaussianMixture
-from models.schedules import DDPM, EDM
+from models.noise_schedules import DDPM, EDM
 from models.solvers import SOLVERS
+from models.step_schedules import step_schedule
 from tests.two_sample import mmd
 
 MIXTURE = GaussianMixture.ring()
@@ -59,7 +59,12 @@ def test_ddim_eta0_is_euler_is_dpm_solver_1(grid):
     x = torch.randn(32, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * float(grid[0])
     euler = SOLVERS["euler"](MIXTURE.denoiser, x, grid)
     for name in ("ddim", "dpm_solver_1"):
-        torch.testing.assert_close(SOLVERS[name](MIXTURE.denoiser, x, grid, eta=0.0) if name == "ddim" else SOLVERS[name](MIXTURE.denoiser, x, grid), euler, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(
+            SOLVERS[name](MIXTURE.denoiser, x, grid, eta=0.0) if name == "ddim" else SOLVERS[name](MIXTURE.denoiser, x, grid),
+            euler,
+            rtol=1e-12,
+            atol=1e-12,
+        )
 
 
 def ddpm_algorithm_2(denoiser, x_T, schedule, generator, posterior_variance):
@@ -80,7 +85,15 @@ def ddpm_algorithm_2(denoiser, x_T, schedule, generator, posterior_variance):
     return x
 
 
-@pytest.mark.parametrize("solver, options, posterior", [("ddim", {"eta": 1.0}, True), ("euler_ancestral", {}, True), ("ddpm", {"variance": "small"}, True), ("ddpm", {"variance": "large"}, False)])
+@pytest.mark.parametrize(
+    "solver, options, posterior",
+    [
+        ("ddim", {"eta": 1.0}, True),
+        ("euler_ancestral", {}, True),
+        ("ddpm", {"variance": "small"}, True),
+        ("ddpm", {"variance": "large"}, False),
+    ],
+)
 def test_ancestral_sampling_on_consecutive_steps_is_ddpm(solver, options, posterior):
     schedule = DDPM()
     grid = torch.cat([schedule.discrete_sigmas.flip(0), torch.zeros(1, dtype=torch.float64)])
@@ -119,17 +132,23 @@ def deis_log_rho_step(x, history, sigma, sigma_next):
     if len(nodes) == 1:
         return x + (t1 - t0) * eps[0]
     if len(nodes) == 2:
+
         def integral(t, b, c):
             return t * (math.log(t) - c - 1) / (b - c)
+
         b, c = nodes
         return x + (integral(t1, b, c) - integral(t0, b, c)) * eps[0] + (integral(t1, c, b) - integral(t0, c, b)) * eps[1]
 
     def integral(t, b, c, d):
         u = math.log(t)
         return t * (u * u - (c + d + 2) * u + c * d + c + d + 2) / ((b - c) * (b - d))
+
     b, c, d = nodes
-    coefficients = [integral(t1, b, c, d) - integral(t0, b, c, d), integral(t1, c, b, d) - integral(t0, c, b, d),
-                    integral(t1, d, b, c) - integral(t0, d, b, c)]
+    coefficients = [
+        integral(t1, b, c, d) - integral(t0, b, c, d),
+        integral(t1, c, b, d) - integral(t0, c, b, d),
+        integral(t1, d, b, c) - integral(t0, d, b, c),
+    ]
     return x + sum(k * e for k, e in zip(coefficients, eps))
 
 
@@ -163,7 +182,9 @@ def test_stochastic_heun_is_edm_sampler_with_churn():
     x = torch.randn(32, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * SIGMA_MAX
     churn = dict(S_churn=40.0, S_min=0.05, S_max=50.0, S_noise=1.003)
     expected = edm_algorithm_2(MIXTURE.denoiser, x, grid.tolist(), torch.Generator().manual_seed(6), **churn)[-1]
-    got = SOLVERS["heun"](MIXTURE.denoiser, x, grid, generator=torch.Generator().manual_seed(6), s_churn=40.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003)
+    got = SOLVERS["heun"](
+        MIXTURE.denoiser, x, grid, generator=torch.Generator().manual_seed(6), s_churn=40.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003
+    )
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -173,7 +194,13 @@ STOCHASTIC = [("ddpm", {}), ("ddpm", {"variance": "small"}), ("euler_ancestral",
 @pytest.fixture(scope="module")
 def mmd_threshold():
     """The 99th percentile of true-vs-true MMDs at the sample size used (n = 1500)."""
-    nulls = [mmd(MIXTURE.sample(1500, torch.Generator().manual_seed(100 + k), torch.float64), MIXTURE.sample(1500, torch.Generator().manual_seed(200 + k), torch.float64)) for k in range(30)]
+    nulls = [
+        mmd(
+            MIXTURE.sample(1500, torch.Generator().manual_seed(100 + k), torch.float64),
+            MIXTURE.sample(1500, torch.Generator().manual_seed(200 + k), torch.float64),
+        )
+        for k in range(30)
+    ]
     return float(np.quantile(nulls, 0.99))
 
 
@@ -237,14 +264,30 @@ def test_nan_in_the_denoiser_names_solver_and_step(name):
 
 @pytest.mark.parametrize(
     "grid, problem",
-    [([80.0, 1.0, 1.0, 0.0], "strictly decreasing"), ([1.0, 80.0, 0.0], "strictly decreasing"), ([80.0, -1.0], "non-negative"), ([80.0], "at least 2"), ([float("nan"), 0.0], "finite")],
+    [
+        ([80.0, 1.0, 1.0, 0.0], "strictly decreasing"),
+        ([1.0, 80.0, 0.0], "strictly decreasing"),
+        ([80.0, -1.0], "non-negative"),
+        ([80.0], "at least 2"),
+        ([float("nan"), 0.0], "finite"),
+    ],
 )
 def test_bad_grids_are_refused(grid, problem):
     with pytest.raises(ValueError, match=problem):
         SOLVERS["dpm_solver_3"](MIXTURE.denoiser, torch.zeros(2, 2), torch.tensor(grid))
 
 
-@pytest.mark.parametrize("name, option, problem", [("heun", {"eta": 1.0}, "does not accept"), ("ddim", {"eta": 2.0}, "eta"), ("ddpm", {"variance": "huge"}, "variance"), ("ipndm", {"max_order": 5}, "max_order"), ("deis", {"max_order": 4}, "max_order"), ("unipc", {"variant": "bh3"}, "variant")])
+@pytest.mark.parametrize(
+    "name, option, problem",
+    [
+        ("heun", {"eta": 1.0}, "does not accept"),
+        ("ddim", {"eta": 2.0}, "eta"),
+        ("ddpm", {"variance": "huge"}, "variance"),
+        ("ipndm", {"max_order": 5}, "max_order"),
+        ("deis", {"max_order": 4}, "max_order"),
+        ("unipc", {"variant": "bh3"}, "variant"),
+    ],
+)
 def test_bad_options_are_refused(name, option, problem):
     with pytest.raises(ValueError, match=problem):
         SOLVERS[name](MIXTURE.denoiser, torch.randn(2, 2), step_schedule("karras", 4, EDM()), **option)
@@ -272,7 +315,7 @@ def test_deterministic_given_the_generator(name):
 
 def test_dpm_solver_3_at_every_small_budget_stays_finite():
     """The diffusers bug class: DPM-Solver-3 at 3n-1 steps or with a duplicated last sigma."""
-    from models.discretizations import grid_for_budget
+    from models.step_schedules import grid_for_budget
 
     for budget in range(1, 31):
         sigmas, nfe = grid_for_budget(SOLVERS["dpm_solver_3"], budget, "logsnr_uniform", EDM())

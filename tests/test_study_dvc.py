@@ -49,9 +49,14 @@ def smoke_repository(repo, params=None):
     else:
         (repo / "params.yaml").write_text(yaml.safe_dump(params))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))}
-    env |= {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}", "PREFECT_HOME": str(repo / ".prefect-home"),
-            "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com", "GIT_COMMITTER_NAME": "test",
-            "GIT_COMMITTER_EMAIL": "test@example.com"}
+    env |= {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        "PREFECT_HOME": str(repo / ".prefect-home"),
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
     (repo / ".gitignore").write_text("/.prefect-home/\n/mlflow.db\n/mlartifacts/\n__pycache__/\n")
     run(["git", "init", "-q"], repo, env)
     run(["git", "add", "-A"], repo, env)
@@ -69,8 +74,9 @@ def study(tmp_path_factory):
     env = smoke_repository(repo)
     log = repo.parent / "killed.log"
     with open(log, "w") as output:
-        repro = subprocess.Popen([sys.executable, "-m", "flows.repro"], cwd=repo, env=env, stdout=output,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        repro = subprocess.Popen(
+            [sys.executable, "-m", "flows.repro"], cwd=repo, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and repro.poll() is None and not list((repo / "checkpoints" / "edm").glob("step-*.pt")):
@@ -102,14 +108,20 @@ def test_mlflow_holds_a_run_per_configuration_and_a_nested_run_per_cell(study):
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parents = {r.info.run_name: r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.info.run_name != "report"}
     assert sorted(parents) == ["edm", "vp-eps"]
-    for name, parent in parents.items():
+    for parent in parents.values():
         assert parent.info.status == "FINISHED"
-        assert parent.data.params["schedule"] and parent.data.tags["parameterization"]
+        assert parent.data.params["noise_schedule"] and parent.data.tags["parameterization"]
         assert len(client.get_metric_history(parent.info.run_id, "loss")) == 200
         cells = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-        grid = {(r.data.tags["solver"], r.data.tags["step_schedule"], r.data.params["budget"]) for r in cells if r.data.tags["reference"] == "False"}
+        grid = {
+            (r.data.tags["solver"], r.data.tags["step_schedule"], r.data.params["budget"])
+            for r in cells
+            if r.data.tags["reference"] == "False"
+        }
         assert grid == {(s, "karras", str(b)) for s in ("euler", "heun", "dpmpp_2m") for b in (4, 8)}
-        assert len(cells) == 7 and all(math.isfinite(r.data.metrics["fid"]) and r.data.metrics["nfe"] <= int(r.data.params["budget"]) for r in cells)
+        assert len(cells) == 7 and all(
+            math.isfinite(r.data.metrics["fid"]) and r.data.metrics["nfe"] <= int(r.data.params["budget"]) for r in cells
+        )
         artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
         assert {"cells.json", "fid_vs_nfe.png"} <= artifacts
     report = [r for r in runs if r.info.run_name == "report"]
@@ -142,7 +154,7 @@ def test_changing_one_configuration_reruns_only_its_stages(study):
     params = repo / "params.yaml"
     original = params.read_text()
     try:
-        params.write_text(original.replace("      schedule: vp_cosine\n", "      schedule: vp_cosine\n      lr: 0.001\n"))
+        params.write_text(original.replace("      noise_schedule: vp_cosine\n", "      noise_schedule: vp_cosine\n      lr: 0.001\n"))
         status = json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo, env))
         assert sorted(status) == ["evaluate@vp-eps", "report", "train@vp-eps"]
     finally:
@@ -187,7 +199,9 @@ def changes(study, tmp_path_factory):
     for change, edit in edits.items():
         before = {name: cells(repo, name) for name in ("edm", "vp-eps")}
         if edit is None:
-            output = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "+train.configurations.edm.lr=0.001"], repo, env)  # + adds a key the file leaves at its default
+            output = run(
+                [sys.executable, "-m", "dvc", "exp", "run", "-S", "+train.configurations.edm.lr=0.001"], repo, env
+            )  # + adds a key the file leaves at its default
         else:
             path, old, new = edit
             assert path.read_text().count(old) == 1, old
@@ -224,8 +238,10 @@ def test_a_changed_solver_recomputes_its_cells_and_reuses_the_others(changes):
                 assert reused and row == before[name][(solver, schedule, budget)], (name, solver, budget)
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("design-space-smoke").experiment_id
-    logged = {(run.data.tags["configuration"], int(run.data.params["budget"]), run.data.metrics["fid"])
-              for run in client.search_runs([experiment], "tags.solver = 'dpmpp_2m'", max_results=1000)}
+    logged = {
+        (run.data.tags["configuration"], int(run.data.params["budget"]), run.data.metrics["fid"])
+        for run in client.search_runs([experiment], "tags.solver = 'dpmpp_2m'", max_results=1000)
+    }
     for name in ("edm", "vp-eps"):
         for budget in (4, 8):
             assert {(name, budget, cells_[name][("dpmpp_2m", "karras", budget)]["fid"]) for cells_ in (before, after)} <= logged
@@ -288,12 +304,32 @@ def test_a_deployment_run_on_a_worker_gives_the_repro_results_and_logs_to_an_mlf
         run([*prefect, "work-pool", "create", "design-space", "--type", "process"], project, env)
         run([*prefect, "--no-prompt", "deploy", "--all"], project, env)
         with open(tmp_path / "worker.log", "w") as log:
-            worker = subprocess.Popen([*prefect, "worker", "start", "--pool", "design-space"], cwd=project, stdout=log,
-                                      env=env | {"PREFECT_WORKER_QUERY_SECONDS": "1"},  # polls every second, not 10
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+            worker = subprocess.Popen(
+                [*prefect, "worker", "start", "--pool", "design-space"],
+                cwd=project,
+                stdout=log,
+                env=env | {"PREFECT_WORKER_QUERY_SECONDS": "1"},  # polls every second, not 10
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
-            output = run([*prefect, "deployment", "run", "study/design-space", "--param", 'overrides={"mlflow.experiment": "deployed"}',
-                          "--watch", "--watch-interval", "2", "--watch-timeout", "900"], project, env)
+            output = run(
+                [
+                    *prefect,
+                    "deployment",
+                    "run",
+                    "study/design-space",
+                    "--param",
+                    'overrides={"mlflow.experiment": "deployed"}',
+                    "--watch",
+                    "--watch-interval",
+                    "2",
+                    "--watch-timeout",
+                    "900",
+                ],
+                project,
+                env,
+            )
         finally:
             stop(worker)
         assert "Completed" in output, output[-3000:]

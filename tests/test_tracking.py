@@ -36,7 +36,7 @@ def test_retried_runs_are_found_again_not_duplicated(client):
 def test_cells_are_nested_runs_with_metrics_and_axis_tags(client):
     client, root = client
     experiment_id = experiment(client, "study", root / "artifacts")
-    row = dict(solver="heun", step_schedule="karras", budget=8, nfe=7, fid=12.5, seconds=0.3, reference=False)
+    row = dict(solver="heun", step_schedule="karras", budget=8, nfe=7, fid=12.5, seconds=0.3, reference=False, label="heun/karras/8")
     axes = {"schedule": "edm", "parameterization": "edm"}
     parent = run_for(client, experiment_id, "study/edm", "edm")
     run_id = log_cell(client, experiment_id, parent, "study/edm/heun", row, axes)
@@ -52,10 +52,17 @@ def test_cells_are_nested_runs_with_metrics_and_axis_tags(client):
 def test_runs_of_dead_processes_are_closed_killed_and_live_ones_left_running(client):
     client, root = client
     experiment_id = experiment(client, "study", root / "artifacts")
-    code = ("import sys; from mlflow import MlflowClient; from tasks.tracking import run_for; "
-            "print(run_for(MlflowClient(sys.argv[1]), sys.argv[2], 'study/dead', 'dead'))")
-    dead = subprocess.run([sys.executable, "-c", code, client.tracking_uri, experiment_id], capture_output=True, text=True,
-                          check=True, cwd=Path(__file__).resolve().parents[1]).stdout.split()[-1]
+    code = (
+        "import sys; from mlflow import MlflowClient; from tasks.tracking import run_for; "
+        "print(run_for(MlflowClient(sys.argv[1]), sys.argv[2], 'study/dead', 'dead'))"
+    )
+    dead = subprocess.run(
+        [sys.executable, "-c", code, client.tracking_uri, experiment_id],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout.split()[-1]
     live = run_for(client, experiment_id, "study/live", "live")
     elsewhere = run_for(client, experiment_id, "study/elsewhere", "elsewhere")
     client.set_tag(elsewhere, OWNER, "another-host:1:1.00")

@@ -28,8 +28,10 @@ def test_eight_threads_and_four_processes_log_every_metric(tmp_path, monkeypatch
     client, experiment_id = open_experiment(tmp_path, "concurrency", tmp_path / "artifacts")  # created and migrated once
     run_id = run_for(client, experiment_id, "concurrency/run", "run")
     uri = tracking_uri(tmp_path)
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, uri, run_id, f"process-{i}"], cwd=PROJECT, stderr=subprocess.PIPE, text=True)
-                for i in range(4)]
+    children = [
+        subprocess.Popen([sys.executable, "-c", CHILD, uri, run_id, f"process-{i}"], cwd=PROJECT, stderr=subprocess.PIPE, text=True)
+        for i in range(4)
+    ]
 
     def log(name):
         thread_client = MlflowClient(uri)

@@ -11,10 +11,10 @@ import torch
 import yaml
 
 from flows.train import train_one
-from flows.workspace import Workspace
 from tasks.data import save_dataset
+from tasks.workspace import Workspace
+from tests.conftest import TINY
 from tests.test_faults import IMAGES, differences
-from tests.test_flows import TINY
 
 STEPS = "train.configurations.tiny.steps"
 LR = "train.configurations.tiny.lr"
@@ -26,7 +26,9 @@ def train_in(tmp_path, monkeypatch, prefect_api, one_thread):
     under tmp_path/root, on the same training images in every root; its checkpoint folder comes back."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({**TINY, "train": {"configurations": {"tiny": {**TINY["train"]["configurations"]["tiny"], "steps": 20}}}}))
+    params.write_text(
+        yaml.safe_dump({**TINY, "train": {"configurations": {"tiny": {**TINY["train"]["configurations"]["tiny"], "steps": 20}}}})
+    )
 
     def train(root, overrides=None):
         workspace = Workspace(tmp_path / root)

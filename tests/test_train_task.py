@@ -4,17 +4,14 @@ corrupt checkpoints detected; divergence named."""
 import pytest
 import torch
 
-from flows.params import Configuration
 from tasks.checkpoints import load_latest, save_checkpoint
 from tasks.train import build_model, load_trained, train
+from tests.conftest import tiny_configuration
 
 IMAGES = torch.rand(64, 1, 8, 8) * 2 - 1
 
 
-def configuration(**changes):
-    fields = dict(name="tiny", network_options={"channels": 8, "channel_mult": [1, 2], "attention": False},
-                  steps=12, batch_size=16, warmup_steps=3, ema_decay=0.9, checkpoint_every=4)
-    return Configuration(**{**fields, **changes})
+configuration = tiny_configuration
 
 
 def weights(model):
@@ -49,13 +46,18 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
 
 def test_divergence_names_configuration_and_step(tmp_path):
     with pytest.raises(FloatingPointError, match=r"configuration 'tiny' diverged at step 1"):
-        train(configuration(lr=1e30, grad_clip=None, weighting="snr", parameterization="x0"), IMAGES * float("inf"), tmp_path, log=lambda m: None)
+        train(
+            configuration(lr=1e30, grad_clip=None, weighting="snr", parameterization="x0"),
+            IMAGES * float("inf"),
+            tmp_path,
+            log=lambda m: None,
+        )
     assert not list(tmp_path.glob("step-*.pt"))
 
 
 def test_every_network_gets_its_input_size():
     assert build_model(configuration(), (1, 8, 8)).network(torch.zeros(2, 1, 8, 8), torch.zeros(2)).shape == (2, 1, 8, 8)
-    vector = configuration(network="mlp", network_options={"hidden": 16})
+    vector = configuration(network={"name": "mlp", "options": {"hidden": 16}})
     assert build_model(vector, (2,)).network(torch.zeros(3, 2), torch.zeros(3)).shape == (3, 2)
 
 

@@ -9,22 +9,19 @@ import torch
 from torch import nn
 
 from models.conditioning import CONDITIONINGS
-from models.diffusion import DiffusionModel, Objective
-from models.discretizations import step_schedule
+from models.diffusion import DiffusionModel
 from models.gaussian_mixture import GaussianMixture
 from models.networks import MLP
-from models.objectives import NOISE_SAMPLING, WEIGHTINGS
+from models.noise_schedules import EDM, NOISE_SCHEDULES
+from models.objectives import NOISE_SAMPLING, WEIGHTINGS, Objective
 from models.parameterizations import PARAMETERIZATIONS
-from models.schedules import SCHEDULES, EDM, LearnedVP
 from models.solvers import SOLVERS
-from tests.two_sample import mmd
+from models.step_schedules import step_schedule
 from models.training import EMA, train_step, warmup
+from tests.conftest import noise_schedule
+from tests.two_sample import mmd
 
 MIXTURE = GaussianMixture.ring()
-
-
-def make_schedule(name):
-    return LearnedVP(hidden=16) if name == "learned" else SCHEDULES[name]()
 
 
 def test_every_combination_constructs_trains_and_samples(one_thread):
@@ -33,11 +30,13 @@ def test_every_combination_constructs_trains_and_samples(one_thread):
     the pairs that need a discrete schedule, with an error that says so."""
     x0 = MIXTURE.sample(32, torch.Generator().manual_seed(0))
     trained, refused = 0, 0
-    for schedule, parameterization, conditioning, sampling, weighting in itertools.product(SCHEDULES, PARAMETERIZATIONS, CONDITIONINGS, NOISE_SAMPLING, WEIGHTINGS):
+    for schedule, parameterization, conditioning, sampling, weighting in itertools.product(
+        NOISE_SCHEDULES, PARAMETERIZATIONS, CONDITIONINGS, NOISE_SAMPLING, WEIGHTINGS
+    ):
         needs_discrete = conditioning == "index" or sampling == "uniform_discrete"
         torch.manual_seed(0)
         try:
-            model = DiffusionModel(MLP(2, hidden=16, depth=2, embedding_dim=16), make_schedule(schedule), parameterization, conditioning)
+            model = DiffusionModel(MLP(2, hidden=16, depth=2, embedding_dim=16), noise_schedule(schedule), parameterization, conditioning)
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
             for _ in range(2):
                 loss, _ = train_step(model, Objective(sampling, weighting), optimizer, x0, generator=torch.Generator().manual_seed(1))
@@ -47,7 +46,9 @@ def test_every_combination_constructs_trains_and_samples(one_thread):
             continue
         assert np.isfinite(loss)
         with torch.no_grad():
-            out = SOLVERS["dpmpp_2m"](model, torch.randn(4, 2) * model.schedule.sigma_max, step_schedule("karras", 3, model.schedule))
+            out = SOLVERS["dpmpp_2m"](
+                model, torch.randn(4, 2) * model.noise_schedule.sigma_max, step_schedule("karras", 3, model.noise_schedule)
+            )
         assert out.shape == (4, 2) and torch.isfinite(out).all()
         trained += 1
     assert trained == 1440 and refused == 1080
@@ -143,21 +144,12 @@ def test_training_is_deterministic_given_a_seed(one_thread):
 
 
 CONFIGURATIONS = {
-    "eps": (SCHEDULES["vp_linear"], "uniform", "simple"),
-    "x0": (SCHEDULES["vp_cosine"], "uniform", "truncated_snr"),
-    "v": (SCHEDULES["vp_cosine"], "uniform", "simple"),
-    "edm": (SCHEDULES["edm"], "log_normal", "edm"),
-    "flow": (SCHEDULES["flow"], "logit_normal", "simple"),
+    "eps": (NOISE_SCHEDULES["vp_linear"], "uniform", "simple"),
+    "x0": (NOISE_SCHEDULES["vp_cosine"], "uniform", "truncated_snr"),
+    "v": (NOISE_SCHEDULES["vp_cosine"], "uniform", "simple"),
+    "edm": (NOISE_SCHEDULES["edm"], "log_normal", "edm"),
+    "flow": (NOISE_SCHEDULES["flow"], "logit_normal", "simple"),
 }
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny networks run fastest on one thread, and never oversubscribe a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("parameterization", CONFIGURATIONS)
@@ -176,7 +168,7 @@ def test_short_training_learns_the_mixture(parameterization, one_thread):
     _, ema, _ = train(parameterization, schedule(), sampling, weighting, steps=1500)
     assert evaluation_loss(ema.model) < 0.9 * initial
     held_out = MIXTURE.sample(2000, torch.Generator().manual_seed(6))
-    grid = step_schedule("karras", 32, ema.model.schedule)
+    grid = step_schedule("karras", 32, ema.model.noise_schedule)
     with torch.no_grad():
         samples = SOLVERS["heun"](ema.model, torch.randn(2000, 2, generator=torch.Generator().manual_seed(7)) * grid[0].item(), grid)
     blob = torch.randn(2000, 2, generator=torch.Generator().manual_seed(8)) * 0.75

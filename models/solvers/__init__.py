@@ -1,6 +1,7 @@
 """Every solver of the study under one contract (see `contract.Solver`), registered by name; what each
-is and accepts is declared in `models.axes.SOLVERS`."""
+is and accepts is declared in `models.axes.SOLVERS`. `register` adds one in a single call."""
 
+from .. import axes
 from .ancestral import ddim, ddpm
 from .contract import Solver
 from .dpm_solver import dpm_solver_1, dpm_solver_2, dpm_solver_3, dpmpp_2m
@@ -25,3 +26,12 @@ SOLVERS = {
         Solver("unipc", unipc),
     )
 }
+
+
+def register(name, algorithm, entry, defaults=None):
+    """Add the solver `name`: its declaration `entry` (a `models.axes.SolverEntry`: paper, order, calls
+    per step, an Options model of its options) and its `algorithm` (the contract's signature); a
+    params file may then name it, and its options are checked against `entry` before any work."""
+    axes.SOLVERS[name] = entry
+    SOLVERS[name] = Solver(name, algorithm, defaults or {})
+    return SOLVERS[name]

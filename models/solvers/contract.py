@@ -2,8 +2,8 @@
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -33,6 +33,13 @@ class Denoise:
 def derivative(denoise, x, sigma):
     """dx/dsigma = (x - D(x; sigma)) / sigma, the probability-flow ODE in sigma-space (EDM eq. 4)."""
     return (x - denoise(x, sigma)) / sigma
+
+
+def to_zero(x, sigma, d):
+    """The step from sigma into sigma = 0, where the log-SNR is infinite: Euler's step x - sigma d, with
+    d = (x - D(x; sigma)) / sigma, lands on the denoiser's estimate D(x; sigma); every exponential
+    integrator reduces to it (Lu et al. 2022), at the cost of the one call that gave d."""
+    return x - sigma * d
 
 
 def noise_like(x, generator):

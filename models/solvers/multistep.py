@@ -5,7 +5,7 @@ import math
 
 from numpy.polynomial import Polynomial
 
-from .contract import derivative, steps
+from .contract import derivative, steps, to_zero
 
 # Adams-Bashforth coefficients of orders 1-4, newest derivative first.
 ADAMS_BASHFORTH = ((1,), (3 / 2, -1 / 2), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
@@ -57,7 +57,7 @@ def deis(denoise, x, sigmas, *, generator=None, max_order=3, lower_order_final=T
         history = [derivative(denoise, x, sigma)] + history[: max_order - 1]
         nodes = [math.log(sigma)] + nodes[: max_order - 1]
         if sigma_next == 0:
-            return x - sigma * history[0]
+            return to_zero(x, sigma, history[0])
         order = min(len(nodes), num_steps - i) if lower_order_final and num_steps < 15 else len(nodes)
         weights = exponential_weights(nodes[:order], nodes[0], math.log(sigma_next))
         x = x + sum(c * eps for c, eps in zip(weights, history))
@@ -75,7 +75,7 @@ def unipc(denoise, x, sigmas, *, generator=None, variant="bh2"):
     grid = list(steps(sigmas))
     m, m_prev, lam_prev = denoise(x, sigmas[0]), None, None
     for i, (sigma, sigma_next) in enumerate(grid):
-        if sigma_next == 0:
+        if sigma_next == 0:  # `to_zero` in data prediction: x = D, here at the point last predicted (no new call)
             return m
         lam, lam_next = -math.log(sigma), -math.log(sigma_next)
         h = lam_next - lam

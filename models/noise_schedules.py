@@ -44,9 +44,6 @@ class NoiseSchedule(nn.Module):
     def log_snr(self, t):
         return -torch.log(self.edm_sigma(t))
 
-    def time_of_log_snr(self, lam):
-        return self.time(torch.exp(-lam))
-
     def importance(self, t):
         """Weight that keeps the objective independent of a learned schedule's shape: 1 when fixed."""
         return torch.ones_like(t)
@@ -256,7 +253,7 @@ class LearnedVP(NoiseSchedule):
         return (low + high) / 2
 
 
-SCHEDULES = {
+NOISE_SCHEDULES = {
     "ddpm": DDPM,
     "vp_linear": VPLinear,
     "vp_cosine": VPCosine,

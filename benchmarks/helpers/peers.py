@@ -31,8 +31,12 @@ INSTALL = {
 
 # Our solver -> k-diffusion's sampler of the same update (DDIM with eta = 0 and DPM-Solver-1 are Euler in sigma-space).
 K_DIFFUSION = {
-    "ddim": "sample_euler", "euler": "sample_euler", "dpm_solver_1": "sample_euler",
-    "euler_ancestral": "sample_euler_ancestral", "heun": "sample_heun", "dpm_solver_2": "sample_dpm_2",
+    "ddim": "sample_euler",
+    "euler": "sample_euler",
+    "dpm_solver_1": "sample_euler",
+    "euler_ancestral": "sample_euler_ancestral",
+    "heun": "sample_heun",
+    "dpm_solver_2": "sample_dpm_2",
     "dpmpp_2m": "sample_dpmpp_2m",
 }
 
@@ -68,8 +72,11 @@ def missing(package, error):
 
 def used_attributes(source, name):
     """Attributes read from the module `name` in `source`, e.g. {'append_dims'} for utils.append_dims."""
-    return {node.attr for node in ast.walk(ast.parse(source))
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name}
+    return {
+        node.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name
+    }
 
 
 def functions_from(path, names, module_name):
@@ -80,8 +87,11 @@ def functions_from(path, names, module_name):
     if {f.name for f in functions} != set(names):
         raise ImportError(f"{path} lacks {sorted(set(names) - {f.name for f in functions})}")
     used = {node.id for f in functions for node in ast.walk(f) if isinstance(node, ast.Name)}
-    imports = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
-               and any((alias.asname or alias.name).split(".")[0] in used for alias in node.names)]
+    imports = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.Import | ast.ImportFrom) and any((alias.asname or alias.name).split(".")[0] in used for alias in node.names)
+    ]
     module = types.ModuleType(module_name)
     exec(compile(ast.Module(body=imports + functions, type_ignores=[]), str(path), "exec"), module.__dict__)
     return module
@@ -109,8 +119,13 @@ def k_diffusion_sample(sampler, denoiser, x, sigmas, generator=None):
     our solvers draw it."""
     sigmas = sigmas.to(x.dtype)
     if "noise_sampler" in inspect.signature(sampler).parameters:
-        return sampler(denoiser, x, sigmas, disable=True,
-                       noise_sampler=lambda sigma, sigma_next: torch.randn(x.shape, generator=generator, dtype=x.dtype))
+        return sampler(
+            denoiser,
+            x,
+            sigmas,
+            disable=True,
+            noise_sampler=lambda sigma, sigma_next: torch.randn(x.shape, generator=generator, dtype=x.dtype),
+        )
     return sampler(denoiser, x, sigmas, disable=True)
 
 

@@ -1,4 +1,4 @@
-"""Sampling-time step schedules (`models.discretizations`): grid shape, the papers' formulas,
+"""Sampling-time step schedules (`models.step_schedules`): grid shape, the papers' formulas,
 range errors, snapping to a discrete model's timesteps, and the finest grid for an NFE budget."""
 
 import functools
@@ -8,18 +8,18 @@ import re
 import pytest
 import torch
 
-from models.discretizations import DISCRETIZATIONS, SPACINGS, grid_for_budget, snap, step_schedule
-from models.schedules import SCHEDULES
+from models.noise_schedules import NOISE_SCHEDULES
 from models.solvers import SOLVERS
+from models.step_schedules import SPACINGS, STEP_SCHEDULES, grid_for_budget, snap, step_schedule
 
-CONTINUOUS = [name for name in SCHEDULES if name != "ddpm"]
+CONTINUOUS = [name for name in NOISE_SCHEDULES if name != "ddpm"]
 # LearnedVP's network and end points are float32, so its time <-> sigma round trip is float32-exact.
 TIME_TOLERANCE = {name: 1e-6 if name == "learned" else 1e-12 for name in CONTINUOUS}
 
 
 @functools.cache
 def schedule_named(name):
-    return SCHEDULES[name]()
+    return NOISE_SCHEDULES[name]()
 
 
 def timesteps_of(sigmas, schedule):
@@ -58,8 +58,8 @@ def exact_denoiser(x, sigma):
 
 
 @pytest.mark.parametrize("num_steps", [1, 2, 5, 18, 50])
-@pytest.mark.parametrize("discretization", list(DISCRETIZATIONS))
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("discretization", list(STEP_SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 def test_grid_is_decreasing_float64_from_sigma_max_to_one_zero(schedule_name, discretization, num_steps):
     schedule = schedule_named(schedule_name)
     sigmas = step_schedule(discretization, num_steps, schedule)
@@ -178,8 +178,8 @@ def test_time_quadratic_with_user_range_on_vp_linear():
 # --- 6. Errors that name the key, the value and what is allowed ----------------------------------
 
 
-@pytest.mark.parametrize("discretization", list(DISCRETIZATIONS))
-@pytest.mark.parametrize("schedule_name", list(SCHEDULES))
+@pytest.mark.parametrize("discretization", list(STEP_SCHEDULES))
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
 @pytest.mark.parametrize("key, factor", [("sigma_max", 1.01), ("sigma_min", 0.99)])
 def test_range_outside_the_model_raises_naming_key_and_range(schedule_name, discretization, key, factor):
     schedule = schedule_named(schedule_name)
@@ -202,7 +202,7 @@ def test_unknown_discretization_raises_listing_allowed_names():
     with pytest.raises(ValueError) as error:
         step_schedule("cosine_steps", 5, schedule_named("edm"))
     assert "cosine_steps" in str(error.value)
-    for name in DISCRETIZATIONS:
+    for name in STEP_SCHEDULES:
         assert name in str(error.value)
 
 
@@ -247,9 +247,7 @@ def test_ddpm_karras_500_steps_merges_steps_when_snapped():
 def test_snap_takes_nearest_timestep_in_log_sigma_and_drops_repeats():
     table = schedule_named("ddpm").discrete_sigmas
     below_midpoint = 0.9 * (table[500] / table[499]).log()  # 90% of the way from t=500 to t=501 in log-sigma
-    sigmas = torch.stack(
-        [table[999], table[499] * torch.exp(below_midpoint), table[500] * 1.0001, table[2], table[2] * 0.9999]
-    )
+    sigmas = torch.stack([table[999], table[499] * torch.exp(below_midpoint), table[500] * 1.0001, table[2], table[2] * 0.9999])
     assert snap(sigmas, table).tolist() == [table[999].item(), table[500].item(), table[2].item()]
 
 

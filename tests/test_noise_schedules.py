@@ -1,4 +1,4 @@
-"""Training noise schedules (`models.schedules`): the time <-> sigma maps and their inverses, the
+"""Training noise schedules (`models.noise_schedules`): the time <-> sigma maps and their inverses, the
 scalings, each paper's closed form, and a learned VDM schedule that stays monotone while it trains."""
 
 import math
@@ -6,11 +6,13 @@ import math
 import pytest
 import torch
 
-from models.diffusion import DiffusionModel, Objective
+from models.diffusion import DiffusionModel
 from models.gaussian_mixture import GaussianMixture
 from models.networks import MLP
-from models.schedules import SCHEDULES, LearnedVP
+from models.noise_schedules import NOISE_SCHEDULES, LearnedVP
+from models.objectives import Objective
 from models.training import train_step
+from tests.conftest import noise_schedule
 
 ROUND_TRIP = {"rtol": 1e-9, "atol": 1e-12}
 EXACT = {"rtol": 1e-12, "atol": 0.0}
@@ -23,13 +25,6 @@ SCALING_OF = {
     "edm": "ve",
     "flow": "flow",
 }
-
-
-def make_schedule(name):
-    """The schedule with its defaults; LearnedVP (float32 parameters by default) small and in float64."""
-    if name == "learned":
-        return LearnedVP(hidden=64).double()
-    return SCHEDULES[name]()
 
 
 def time_grid(schedule, n=10001):
@@ -48,54 +43,54 @@ def sigma_grid(schedule, n=1000):
 
 
 def test_every_schedule_is_covered():
-    assert set(SCHEDULES) == set(SCALING_OF)
+    assert set(NOISE_SCHEDULES) == set(SCALING_OF)
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES))
+@pytest.mark.parametrize("name", list(NOISE_SCHEDULES))
 def test_log_snr_strictly_decreasing(name):
-    schedule = make_schedule(name)
+    schedule = noise_schedule(name)
     with torch.no_grad():
         log_snr = schedule.log_snr(time_grid(schedule))
     assert torch.isfinite(log_snr).all()
     assert (log_snr[1:] < log_snr[:-1]).all()
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES))
+@pytest.mark.parametrize("name", list(NOISE_SCHEDULES))
 def test_edm_sigma_positive_and_finite_at_both_ends(name):
-    schedule = make_schedule(name)
+    schedule = noise_schedule(name)
     with torch.no_grad():
         ends = schedule.edm_sigma(torch.tensor([schedule.t_min, schedule.t_max], dtype=torch.float64))
     assert torch.isfinite(ends).all() and (ends > 0).all(), ends
     assert ends.tolist() == pytest.approx([schedule.sigma_min, schedule.sigma_max], rel=1e-15)
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES))
+@pytest.mark.parametrize("name", list(NOISE_SCHEDULES))
 def test_time_inverts_edm_sigma(name):
-    schedule = make_schedule(name)
+    schedule = noise_schedule(name)
     t = time_grid(schedule)
     with torch.no_grad():
         torch.testing.assert_close(schedule.time(schedule.edm_sigma(t)), t, **ROUND_TRIP)
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES))
+@pytest.mark.parametrize("name", list(NOISE_SCHEDULES))
 def test_edm_sigma_inverts_time(name):
-    schedule = make_schedule(name)
+    schedule = noise_schedule(name)
     sigmas = sigma_grid(schedule)
     with torch.no_grad():
         torch.testing.assert_close(schedule.edm_sigma(schedule.time(sigmas)), sigmas, **ROUND_TRIP)
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES))
-def test_time_of_log_snr_inverts_log_snr(name):
-    schedule = make_schedule(name)
+@pytest.mark.parametrize("name", list(NOISE_SCHEDULES))
+def test_time_inverts_log_snr(name):
+    schedule = noise_schedule(name)
     t = time_grid(schedule)
     with torch.no_grad():
-        torch.testing.assert_close(schedule.time_of_log_snr(schedule.log_snr(t)), t, **ROUND_TRIP)
+        torch.testing.assert_close(schedule.time(torch.exp(-schedule.log_snr(t))), t, **ROUND_TRIP)
 
 
-@pytest.mark.parametrize("name", list(SCHEDULES))
+@pytest.mark.parametrize("name", list(NOISE_SCHEDULES))
 def test_scaling_and_sigma_over_alpha_is_edm_sigma(name):
-    schedule = make_schedule(name)
+    schedule = noise_schedule(name)
     t = time_grid(schedule, 1001)
     assert schedule.scaling == SCALING_OF[name]
     with torch.no_grad():
@@ -105,16 +100,16 @@ def test_scaling_and_sigma_over_alpha_is_edm_sigma(name):
             torch.testing.assert_close(alpha**2 + sigma**2, torch.ones_like(t), **EXACT)
 
 
-@pytest.mark.parametrize("name", [name for name in SCHEDULES if name != "learned"])
+@pytest.mark.parametrize("name", [name for name in NOISE_SCHEDULES if name != "learned"])
 def test_importance_is_one_for_a_fixed_schedule(name):
-    schedule = make_schedule(name)
+    schedule = noise_schedule(name)
     t = time_grid(schedule, 101)
     assert torch.equal(schedule.importance(t), torch.ones_like(t))
 
 
-@pytest.mark.parametrize("name", [name for name in SCHEDULES if name != "ddpm"])
+@pytest.mark.parametrize("name", [name for name in NOISE_SCHEDULES if name != "ddpm"])
 def test_continuous_schedule_has_no_discrete_sigmas(name):
-    schedule = make_schedule(name)
+    schedule = noise_schedule(name)
     assert schedule.timesteps is None and schedule.discrete_sigmas is None
 
 
@@ -123,7 +118,7 @@ def test_continuous_schedule_has_no_discrete_sigmas(name):
 
 def test_ddpm_alpha_bar_is_cumprod_of_one_minus_betas():
     """Ho et al. 2020: beta_t linear in 1e-4..0.02 over T = 1000, alpha_bar_t = prod_{s <= t} (1 - beta_s)."""
-    schedule = SCHEDULES["ddpm"]()
+    schedule = NOISE_SCHEDULES["ddpm"]()
     betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
     alpha_bar = torch.cumprod(1 - betas, dim=0)
     t = torch.arange(1, 1001, dtype=torch.float64)
@@ -131,7 +126,7 @@ def test_ddpm_alpha_bar_is_cumprod_of_one_minus_betas():
 
 
 def test_ddpm_discrete_sigmas_are_1000_increasing():
-    schedule = SCHEDULES["ddpm"]()
+    schedule = NOISE_SCHEDULES["ddpm"]()
     sigmas = schedule.discrete_sigmas
     assert schedule.timesteps == 1000
     assert sigmas.shape == (1000,)
@@ -141,7 +136,7 @@ def test_ddpm_discrete_sigmas_are_1000_increasing():
 
 def test_vp_cosine_alpha_bar_is_nichol_dhariwal():
     """Nichol & Dhariwal 2021, eq. 17: alpha_bar(t) = f(t)/f(0), f(t) = cos((t + s)/(1 + s) pi/2)^2, s = 0.008."""
-    schedule = SCHEDULES["vp_cosine"]()
+    schedule = NOISE_SCHEDULES["vp_cosine"]()
     t = time_grid(schedule, 1001)
     s = 0.008
     f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
@@ -150,26 +145,26 @@ def test_vp_cosine_alpha_bar_is_nichol_dhariwal():
 
 
 def test_vp_cosine_default_range_ends_at_sigma_80():
-    assert SCHEDULES["vp_cosine"]().sigma_max == pytest.approx(80.0, rel=1e-12)
+    assert NOISE_SCHEDULES["vp_cosine"]().sigma_max == pytest.approx(80.0, rel=1e-12)
 
 
 def test_vp_linear_alpha_bar_is_song_et_al():
     """Song et al. 2021, eq. 33: alpha_bar(t) = exp(-(beta_min t + (beta_max - beta_min) t^2 / 2))."""
-    schedule = SCHEDULES["vp_linear"]()
+    schedule = NOISE_SCHEDULES["vp_linear"]()
     t = time_grid(schedule, 1001)
     torch.testing.assert_close(schedule.alpha(t) ** 2, torch.exp(-(0.1 * t + 0.5 * (20 - 0.1) * t**2)), **EXACT)
 
 
 def test_vp_linear_is_the_continuous_limit_of_ddpm():
     i = torch.arange(1, 1001, dtype=torch.float64)
-    discrete = SCHEDULES["ddpm"]().alpha(i) ** 2
-    continuous = SCHEDULES["vp_linear"]().alpha(i / 1000) ** 2
+    discrete = NOISE_SCHEDULES["ddpm"]().alpha(i) ** 2
+    continuous = NOISE_SCHEDULES["vp_linear"]().alpha(i / 1000) ** 2
     assert (discrete - continuous).abs().max().item() < 1e-2
 
 
 def test_flow_is_cond_ot():
     """x_t = (1 - t) x0 + t eps (Lipman et al. 2023): alpha = 1 - t, sigma = t."""
-    schedule = SCHEDULES["flow"]()
+    schedule = NOISE_SCHEDULES["flow"]()
     t = time_grid(schedule, 1001)
     torch.testing.assert_close(schedule.alpha(t), 1 - t, **EXACT)
     torch.testing.assert_close(schedule.sigma(t), t, **EXACT)
@@ -177,14 +172,14 @@ def test_flow_is_cond_ot():
 
 def test_ve_has_unit_alpha_and_geometric_sigma():
     """Song et al. 2021: sigma(t) = sigma_min (sigma_max / sigma_min)^t with alpha = 1."""
-    schedule = SCHEDULES["ve"]()
+    schedule = NOISE_SCHEDULES["ve"]()
     t = time_grid(schedule, 1001)
     assert torch.equal(schedule.alpha(t), torch.ones_like(t))
     torch.testing.assert_close(schedule.edm_sigma(t), 0.01 * (50.0 / 0.01) ** t, **EXACT)
 
 
 def test_edm_sigma_is_t():
-    schedule = SCHEDULES["edm"]()
+    schedule = NOISE_SCHEDULES["edm"]()
     t = time_grid(schedule, 1001)
     assert torch.equal(schedule.edm_sigma(t), t)
     assert torch.equal(schedule.alpha(t), torch.ones_like(t))
