@@ -3,7 +3,7 @@ schedule x NFE budget from the same initial noise, score each cell with FID, and
 under results/<configuration>/ and as nested MLflow runs. A cell's samples are split into
 orchestration.fid_shards tasks (run by the flow's task runner: threads, or Dask workers) whose
 features are merged into one FID. A cell already logged as the same computation (same settings,
-model weights, real statistics and code: `tasks.evaluate.cell_identity`) is read back from MLflow
+model weights, feature space and code: `tasks.evaluate.cell_key`) is read back from MLflow
 instead of sampled again; any other is computed, and an older run of it is left as it was."""
 
 from typing import Any
@@ -12,14 +12,15 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
+from tasks.data import training_images
 from tasks.device import device
-from tasks.evaluate import cell_identity, cell_row, cells, logged_row, record_cell, sample_shard, shard_ranges
-from tasks.features import load_statistics
-from tasks.provenance import saved_digest, tensors_digest, training_identity
+from tasks.evaluate import cell_key, cell_row, cells, logged_row, record_cell, sample_shard, shard_ranges
+from tasks.features import feature_space_digest, load_statistics
+from tasks.provenance import tensors_digest, training_identity
 from tasks.report import file_name
 from tasks.results import write_results
 from tasks.sample import initial_noise
-from tasks.tracking import axis_tags, configuration_key, configuration_run
+from tasks.tracking import axis_tags, configuration_run
 from tasks.train import load_trained
 from tasks.workspace import Workspace
 
@@ -45,7 +46,7 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     config, evaluate = study.configuration(configuration), study.evaluate
     folder = workspace.results(config.name)
-    training = training_identity(study.data, config, workspace.training_images())
+    training = training_identity(config, training_images(workspace))
     client, experiment_id, run_id = configuration_run(study, config, workspace.root, workspace.artifacts, training)
     failure = workspace.divergence(config.name)
     if failure:
@@ -57,14 +58,12 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     statistics, sample_shape = load_real_statistics(study.features, workspace.features / "statistics.pt", device=device())
     model = load_model(config, workspace.checkpoints(config.name), sample_shape, fingerprint=training, device=device(), log=log.info)
     noise = initial_noise(evaluate.num_samples, sample_shape, evaluate.seed)
-    settings = [study.features, evaluate.model_dump(mode="json", include={"num_samples", "seed", "batch_size"})]
-    weights, real = tensors_digest(model.state_dict()), saved_digest(workspace.features / "statistics.pt")
+    weights, features = tensors_digest(model.state_dict()), feature_space_digest(study.features, workspace.features / "statistics.pt")
     tags = {**axis_tags(study, config), "model": weights}
     rows = []
     for cell in tqdm(cells(evaluate, config.name), desc=f"evaluate {config.name}", unit="cell"):
         grid = folder / "samples" / f"{file_name(cell.label)}.png"
-        identity = cell_identity(cell, settings, weights, real)
-        key = f"{configuration_key(study, config, training)}/{identity}/{cell.label}"
+        key, identity = cell_key(study, config, training, cell, weights, features)
         row = reuse(client, experiment_id, key, cell, grid)
         reused = row is not None
         if not reused:

@@ -76,12 +76,12 @@ class Configuration(Section):
     """One training configuration: one entry per design axis (`AXES`), plus the optimisation settings."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")  # the key under train.configurations
-    noise_schedule: axes.NoiseSchedule = default("edm")
-    parameterization: axes.Parameterization = default("edm")
-    conditioning: axes.Conditioning = default("c_noise")
-    noise_sampling: axes.NoiseSampling = default("log_normal")
-    weighting: axes.Weighting = default("edm")
-    network: axes.Network = default("unet")
+    noise_schedule: axes.NoiseScheduleChoice = default("edm")
+    parameterization: axes.ParameterizationChoice = default("edm")
+    conditioning: axes.ConditioningChoice = default("c_noise")
+    noise_sampling: axes.NoiseSamplingChoice = default("log_normal")
+    weighting: axes.WeightingChoice = default("edm")
+    network: axes.NetworkChoice = default("unet")
     sigma_data: float = Field(0.5, gt=0)
     steps: int = Field(4000, gt=0)
     batch_size: int = Field(128, gt=0)
@@ -158,8 +158,8 @@ class Train(Section):
 class Evaluate(Section):
     """The sampling grid: every solver x step schedule x NFE budget, from the same initial noise."""
 
-    solvers: list[axes.Solver] = Field(min_length=1)
-    step_schedules: list[axes.StepSchedule] = Field(min_length=1)
+    solvers: list[axes.SolverChoice] = Field(min_length=1)
+    step_schedules: list[axes.StepScheduleChoice] = Field(min_length=1)
     nfe: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
     reference_nfe: int = Field(255, gt=0)
     num_samples: int = Field(2000, gt=1)

@@ -7,6 +7,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
+from tasks.data import training_images
 from tasks.device import device
 from tasks.provenance import training_identity
 from tasks.tracking import configuration_run, log_curve
@@ -24,8 +25,8 @@ def train_configuration(study, config, workspace):
     """Train `config` from (or resuming) its checkpoints; the loss of every step goes to MLflow. A
     diverging configuration marks its run FAILED and raises; its last good checkpoint stays."""
     log = get_run_logger()
-    images = workspace.training_images()
-    identity = training_identity(study.data, config, images)
+    images = training_images(workspace)
+    identity = training_identity(config, images)
     client, _, run_id = configuration_run(study, config, workspace.root, workspace.artifacts, identity)
     progress = tqdm(total=config.steps, desc=f"train {config.name}", unit="step", mininterval=5)
     losses = []

@@ -364,14 +364,16 @@ class Choice(BaseModel):
 
 def choice(kind, table):
     """The Choice of one design axis: `kind` names it in messages, `table` holds its declarations."""
-    return type(kind.title().replace(" ", ""), (Choice,), {"kind": kind, "table": table, "__doc__": f"A {kind} with its options."})
+    return type(
+        f"{kind.title().replace(' ', '')}Choice", (Choice,), {"kind": kind, "table": table, "__doc__": f"A {kind} with its options."}
+    )
 
 
-NoiseSchedule = choice("noise schedule", NOISE_SCHEDULES)
-Parameterization = choice("parameterization", PARAMETERIZATIONS)
-Conditioning = choice("time conditioning", CONDITIONINGS)
-NoiseSampling = choice("noise sampling", NOISE_SAMPLING)
-Weighting = choice("loss weighting", WEIGHTINGS)
-Network = choice("network", NETWORKS)
-Solver = choice("solver", SOLVERS)
-StepSchedule = choice("step schedule", STEP_SCHEDULES)
+NoiseScheduleChoice = choice("noise schedule", NOISE_SCHEDULES)
+ParameterizationChoice = choice("parameterization", PARAMETERIZATIONS)
+ConditioningChoice = choice("time conditioning", CONDITIONINGS)
+NoiseSamplingChoice = choice("noise sampling", NOISE_SAMPLING)
+WeightingChoice = choice("loss weighting", WEIGHTINGS)
+NetworkChoice = choice("network", NETWORKS)
+SolverChoice = choice("solver", SOLVERS)
+StepScheduleChoice = choice("step schedule", STEP_SCHEDULES)

@@ -70,6 +70,11 @@ def save_dataset(path, images, labels):
     save_atomic({"images": images.detach().cpu().clone(), "labels": labels.detach().cpu().clone()}, path)
 
 
+def training_images(workspace):
+    """The prepared training images of a `tasks.workspace.Workspace`, as its training sees them."""
+    return load_dataset(workspace.data / "train.pt")[0]
+
+
 def load_dataset(path):
     """(images, labels) from a file written by `save_dataset`; tensors only (weights_only=True)."""
     data = torch.load(path, map_location="cpu", weights_only=True)

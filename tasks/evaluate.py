@@ -10,14 +10,14 @@ import torch
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
-from models.axes import Solver, StepSchedule
+from models.axes import SolverChoice, StepScheduleChoice
 from models.fid import fid_from_moments, moments
 from models.solvers import SOLVERS
 
 from .provenance import cell_code, digest
 from .report import sample_grid
 from .sample import sample
-from .tracking import log_cell, logged_cell
+from .tracking import configuration_key, log_cell, logged_cell
 
 REFERENCE = ("heun", "karras")  # EDM's Heun on a Karras grid at evaluate.reference_nfe: the model's own ODE solution
 GRID_IMAGES = 64  # samples a cell's grid shows
@@ -25,8 +25,8 @@ GRID_IMAGES = 64  # samples a cell's grid shows
 
 class Cell(NamedTuple):
     configuration: str
-    solver: Solver
-    step_schedule: StepSchedule
+    solver: SolverChoice
+    step_schedule: StepScheduleChoice
     budget: int
     reference: bool = False
 
@@ -69,18 +69,23 @@ def cells(evaluate, configuration):
     ]
     reference = Cell(
         configuration,
-        Solver.model_validate(REFERENCE[0]),
-        StepSchedule.model_validate(REFERENCE[1]),
+        SolverChoice.model_validate(REFERENCE[0]),
+        StepScheduleChoice.model_validate(REFERENCE[1]),
         evaluate.reference_nfe,
         reference=True,
     )
     return grid + [reference]
 
 
-def cell_identity(cell, settings, model, statistics):
-    """Equal identity, the same computation: the sampling `settings`, the cell, the digests of the
-    `model`'s weights and of the real `statistics`, and the code the cell runs (`cell_code`)."""
-    return digest(settings, cell.label, model, statistics, cell_code(SOLVERS[cell.solver.name]))
+def cell_key(study, config, training, cell, model, features):
+    """(the MLflow key of a cell, its identity). Equal identity, the same computation: the sampling
+    settings (features, number of samples, seed, batch size), the cell, the digests of the `model`'s
+    weights and of the `features` space (`tasks.features.feature_space_digest`), and the code the
+    cell runs (`cell_code`). The key puts it under its configuration run's key (`training`: the
+    training identity) and ends with the cell's label."""
+    settings = [study.features, study.evaluate.model_dump(mode="json", include={"num_samples", "seed", "batch_size"})]
+    identity = digest(settings, cell.label, model, features, cell_code(SOLVERS[cell.solver.name]))
+    return f"{configuration_key(study, config, training)}/{identity}/{cell.label}", identity
 
 
 def shard_ranges(count, batch_size, shards):

@@ -2,6 +2,9 @@
 or Inception-v3 from a weights file (CIFAR-10), and the real-data statistics that every evaluation
 reuses. The saved file holds tensors only, so it loads with weights_only=True."""
 
+import hashlib
+from pathlib import Path
+
 import torch
 
 from models.features import Classifier, accuracy, train_classifier
@@ -10,6 +13,7 @@ from models.fid import FeatureExtractor, empty_statistics, fid_from_statistics, 
 from .checkpoints import save_atomic
 from .data import TrainTest, load_dataset
 from .files import write_json
+from .provenance import digest, saved_digest
 
 REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
 
@@ -65,6 +69,13 @@ def fit_saved(features, workspace, *, device="cpu", log=print):
     state, metrics = fit(features, data, device=device, log=log)
     save_atomic(state, workspace.features / "statistics.pt")
     write_json(metrics, workspace.features / "metrics.json")
+
+
+def feature_space_digest(features, path):
+    """Digest of the feature space cells are scored in: the real statistics saved at `path` (with the
+    classifier's weights) and, for Inception, its weights file, which evaluation reads itself."""
+    weights = hashlib.sha256(Path(features.weights_path).read_bytes()).hexdigest() if features.kind == "inception" else None
+    return digest(saved_digest(path), weights)
 
 
 def load_statistics(features, path, *, device="cpu"):

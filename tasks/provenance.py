@@ -8,6 +8,7 @@ below identify a training and a cell by their settings, their inputs' contents a
 
 import ast
 import hashlib
+import inspect
 import json
 from functools import cache
 from pathlib import Path
@@ -18,6 +19,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "tasks", "flows")
 COMPUTING = ("models", "tasks")  # flows/ only orchestrate: what they decide reaches a computation as settings
 SOLVER_TABLE = "models/solvers/__init__.py"
+DECLARATIONS = "models/axes.py"
 
 # The one exception. The params check that every stage runs first builds each configuration's noise
 # schedule and each step schedule's grid on it, to refuse a sigma range outside a model's before any
@@ -130,24 +132,29 @@ def saved_digest(path):
     return tensors_digest(torch.load(path, map_location="cpu", weights_only=True))
 
 
-def training_identity(data, config, images):
-    """What a checkpoint must share with a configuration to be resumed: the data settings and the
-    images trained on, every setting but the step count and checkpoint interval (so that raising
-    `steps` continues the training), and the code that trains (tasks/train.py and what it imports)."""
+def training_identity(config, images):
+    """What a checkpoint must share with a configuration to be resumed: the images trained on (their
+    content, whatever data settings or code made them), every setting but the step count and
+    checkpoint interval (so that raising `steps` continues the training), and the code that trains
+    (tasks/train.py and what it imports)."""
     settings = config.model_dump(mode="json", exclude={"steps", "checkpoint_every"})
-    return digest(data, settings, tensors_digest(images), files_digest(source_files("tasks.train", into=COMPUTING)))
+    return digest(settings, tensors_digest(images), files_digest(source_files("tasks.train", into=COMPUTING)))
 
 
 def cell_files(solver):
     """The files a cell of `solver` runs: every file the evaluate stage computes with, of the solver
-    modules only its algorithm's module and what that imports (the table, which imports them all,
-    counts by the solver's own entry: `cell_code`)."""
-    common = {f for f in computation_files("flows.evaluate") if not f.startswith("models/solvers/")}
-    own = source_files(solver.algorithm.__module__, into=COMPUTING, skip={SOLVER_TABLE})
+    modules only its algorithm's module and what that imports. The solver table (which imports them
+    all) and the declarations of models/axes.py (which only check options, but for a solver's calls
+    per step, which decide its grid) count by the solver's own entry and declaration: `cell_code`."""
+    common = {f for f in computation_files("flows.evaluate") if not f.startswith("models/solvers/") and f != DECLARATIONS}
+    own = source_files(solver.algorithm.__module__, into=COMPUTING, skip={SOLVER_TABLE, DECLARATIONS})
     return common | {f for f in own if f.startswith("models/solvers/")}
 
 
 def cell_code(solver):
-    """Digest of the code a cell runs: its `cell_files` and its solver's entry in the table."""
-    entry = [solver.name, f"{solver.algorithm.__module__}.{solver.algorithm.__qualname__}", solver.defaults]
+    """Digest of the code a cell runs: its `cell_files`, its solver's entry and declaration, and the
+    algorithm's own source when it lives outside the project (e.g. registered by a test)."""
+    algorithm = solver.algorithm
+    outside = inspect.getsource(algorithm) if module_file(algorithm.__module__) is None else None
+    entry = [solver.name, f"{algorithm.__module__}.{algorithm.__qualname__}", solver.defaults, repr(solver.declared), outside]
     return digest(files_digest(cell_files(solver)), entry)

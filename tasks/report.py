@@ -1,8 +1,9 @@
 """Report: sample grids, FID-versus-NFE figures, the best cell per budget, a closing summary (its CSV and
 JSON files through tasks/files.py), PNG files written atomically; pure functions of the evaluation rows.
 
-A row is a dict: configuration, solver, step_schedule, budget, nfe (spent), fid (NaN or inf for a failed
-cell), seconds, reference (True for the one high-NFE reference cell of each configuration).
+A row is a dict (`tasks.evaluate.Cell.row`): configuration, solver, step_schedule, series, budget, nfe
+(spent), fid (NaN or inf for a failed cell), seconds, reference (True for the one high-NFE reference
+cell of each configuration), label.
 """
 
 import math

@@ -16,21 +16,11 @@ from mlflow.entities import Metric, Param
 from models.axes import Choice
 
 from .provenance import computation_files, digest, files_digest
+from .workspace import store_root
 
 KEY = "study.key"
 OWNER = "study.owner"  # host:pid:process start time of the process that holds the run open
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
-
-
-def store_root(root):
-    """The repository whose MLflow store a run under `root` uses: `root` itself, or, for a DVC
-    experiment that runs in a temporary copy (<repo>/.dvc/tmp/exps/...: `dvc exp run --queue`,
-    `--temp`), the repository it was started from, so that its runs outlive the copy."""
-    root = Path(root).resolve()
-    for parent in root.parents:
-        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
-            return parent.parent.parent.parent
-    return root
 
 
 def tracking_uri(root):

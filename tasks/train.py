@@ -32,26 +32,26 @@ def objective_of(config):
 def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_step=None, log=print):
     """Train `config` on `images` [N, ...] for config.steps, checkpointing every config.checkpoint_every.
 
-    Resumes from the newest readable checkpoint in `checkpoint_dir` if it carries `fingerprint`;
-    checkpoints of other settings are set aside (`set_aside`), never overwritten. `on_step(step,
+    Resumes from the newest readable checkpoint in `checkpoint_dir` if it carries `fingerprint` and
+    has not gone beyond config.steps; other checkpoints are set aside (`set_aside`), never
+    overwritten, and training starts over. `on_step(step,
     loss)` is called after every step. A non-finite loss raises FloatingPointError naming the
     configuration and step; the last good checkpoint stays. Returns the EMA model.
     """
     device = torch.device(device)
     torch.manual_seed(config.seed)
     model = build_model(config, tuple(images.shape[1:])).to(device)
+    if config.compile:
+        model.network.compile()  # in place: the state-dict keys stay those of the eager network
     ema = EMA(model, decay=config.ema_decay, half_life_images=config.ema_half_life_images)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     data_order = torch.Generator().manual_seed(config.seed)
     noise = torch.Generator().manual_seed(config.seed + 1)  # on CPU: the same draws on every device
     step = 0
     state = load_latest(checkpoint_dir, log=log)
-    if state is not None and state.get("fingerprint") != fingerprint:
-        aside = set_aside(checkpoint_dir)
-        log(
-            f"{config.name}: checkpoints in {checkpoint_dir} hold other settings, data or code (fingerprint "
-            f"{state.get('fingerprint')}, now {fingerprint}); moved to {aside}; training from scratch"
-        )
+    refused = state and not_resumable(state, config, fingerprint)
+    if refused:
+        log(f"{config.name}: checkpoints in {checkpoint_dir} {refused}; moved to {set_aside(checkpoint_dir)}; training from scratch")
         state = None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -87,6 +87,15 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
     return ema.model
 
 
+def not_resumable(state, config, fingerprint):
+    """Why the checkpoint `state` cannot be resumed by `config`'s training, or None if it can."""
+    if state.get("fingerprint") != fingerprint:
+        return f"hold other settings, data or code (fingerprint {state.get('fingerprint')}, now {fingerprint})"
+    if state["step"] > config.steps:
+        return f"are at step {state['step']}, beyond steps = {config.steps}"
+    return None
+
+
 def training_state(model, ema, optimizer, data_order, noise, step, fingerprint):
     """What a checkpoint holds: all that a resumed run needs to go on as if uninterrupted."""
     return {
@@ -102,15 +111,16 @@ def training_state(model, ema, optimizer, data_order, noise, step, fingerprint):
 
 def load_trained(config, checkpoint_dir, sample_shape, *, fingerprint=None, device="cpu", log=print):
     """The EMA model of the newest readable checkpoint in `checkpoint_dir`, in eval mode; with a
-    `fingerprint`, only a checkpoint that carries it (one trained with other settings, data or code
-    is refused, so that no result of a stale model is taken for the current one)."""
+    `fingerprint`, only the end of that very training: a checkpoint trained with other settings, data
+    or code, or not at config.steps (an interrupted or a longer training), is refused, so that no
+    result of another model is taken for this configuration's."""
     state = load_latest(checkpoint_dir, log=log)
     if state is None:
         raise FileNotFoundError(f"configuration {config.name!r}: no readable checkpoint in {str(checkpoint_dir)!r}; train it first")
-    if fingerprint is not None and state.get("fingerprint") != fingerprint:
+    if fingerprint is not None and (state.get("fingerprint"), state["step"]) != (fingerprint, config.steps):
         raise ValueError(
-            f"configuration {config.name!r}: the checkpoint in {str(checkpoint_dir)!r} was trained with other settings, "
-            f"data or code (fingerprint {state.get('fingerprint')}, now {fingerprint}); train it again first"
+            f"configuration {config.name!r}: the checkpoint in {str(checkpoint_dir)!r} is of step {state['step']} of a training "
+            f"with fingerprint {state.get('fingerprint')}; this configuration is step {config.steps} of {fingerprint}: train it first"
         )
     model = build_model(config, sample_shape)
     model.load_state_dict(state["ema"]["model"])

@@ -1,12 +1,22 @@
-"""Where a study's outputs live, relative to the repository root, and the small records read back
-from there (the data floor, a diverged training, the training images)."""
+"""Where a study's outputs live, relative to the repository root (or, for the MLflow store, the
+repository a DVC experiment was started from), and the small records read back from there (the data
+floor, a diverged training)."""
 
 import json
 from pathlib import Path
 
-from .data import load_dataset
 from .files import write_json
-from .tracking import store_root
+
+
+def store_root(root):
+    """The repository whose MLflow store a run under `root` uses: `root` itself, or, for a DVC
+    experiment that runs in a temporary copy (<repo>/.dvc/tmp/exps/...: `dvc exp run --queue`,
+    `--temp`), the repository it was started from, so that its runs outlive the copy."""
+    root = Path(root).resolve()
+    for parent in root.parents:
+        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
+            return parent.parent.parent.parent
+    return root
 
 
 class Workspace:
@@ -22,10 +32,6 @@ class Workspace:
     def data_floor(self):
         """The data's own FID (held-out test images against the training images), from features/metrics.json."""
         return json.loads((self.features / "metrics.json").read_text())["data_floor_fid"]
-
-    def training_images(self):
-        """The prepared training images, as every stage that trains or identifies a training loads them."""
-        return load_dataset(self.data / "train.pt")[0]
 
     def checkpoints(self, name):
         return self.root / "checkpoints" / name

@@ -3,11 +3,13 @@
 is resumed or a logged cell reused change with the code they run."""
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 import yaml
 
+from models import axes
 from models.solvers import SOLVERS
 from models.solvers.contract import Solver
 from models.solvers.runge_kutta import euler
@@ -103,6 +105,25 @@ def test_a_cell_depends_on_its_own_solver_code_only():
     assert cell_code(SOLVERS["heun"]) != cell_code(SOLVERS["euler"])  # same module, other entries
     assert cell_code(SOLVERS["heun"]) == cell_code(Solver("heun", SOLVERS["heun"].algorithm))
     assert cell_code(Solver("heun", SOLVERS["heun"].algorithm, defaults={"s_churn": 1.0})) != cell_code(SOLVERS["heun"])
+
+
+def test_a_cell_counts_its_declarations_and_out_of_project_code(monkeypatch):
+    """models/axes.py counts by the solver's own declaration (its calls per step decide its grid);
+    an algorithm outside the project counts by its source."""
+    assert "models/axes.py" not in cell_files(SOLVERS["heun"])
+    before = {name: cell_code(SOLVERS[name]) for name in ("heun", "euler")}
+    monkeypatch.setitem(axes.SOLVERS, "heun", dataclasses.replace(axes.SOLVERS["heun"], calls_per_step=3))
+    assert cell_code(SOLVERS["heun"]) != before["heun"] and cell_code(SOLVERS["euler"]) == before["euler"]
+
+    def outside(denoise, x, sigmas, *, generator=None):
+        return x
+
+    def edited(denoise, x, sigmas, *, generator=None):
+        return x + 0
+
+    edited.__qualname__ = outside.__qualname__
+    monkeypatch.setitem(axes.SOLVERS, "mine", axes.SolverEntry(order=1, stochastic=False))
+    assert cell_code(Solver("mine", outside)) != cell_code(Solver("mine", edited))
 
 
 def test_digests_follow_content_not_identity():

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tasks.tracking import OWNER, experiment, log_cell, open_experiment, run_for, store_root, tracking_uri
+from tasks.tracking import OWNER, experiment, log_cell, open_experiment, run_for, tracking_uri
+from tasks.workspace import store_root
 
 
 @pytest.fixture

@@ -80,3 +80,15 @@ def test_changing_lr_sets_the_old_checkpoints_aside_and_trains_from_scratch(trai
     assert re.fullmatch(r"tiny-\d{8}-\d{6}", aside.name) and f"moved to {aside}; training from scratch" in " ".join(messages)
     assert checkpoint_files(aside) == before
     assert_same_state(folder, train_in("fresh", overrides={LR: 1e-3}), 20)
+
+
+def test_lowering_steps_sets_the_longer_training_aside_and_trains_to_the_new_end(train_in, caplog):
+    caplog.set_level(logging.INFO)
+    folder = train_in("shortened")
+    longer = checkpoint_files(folder)
+    caplog.clear()
+    train_in("shortened", overrides={STEPS: 10})
+    assert any("are at step 20, beyond steps = 10" in message for message in training_messages(caplog)), training_messages(caplog)
+    (aside,) = (folder.parent / ".superseded").iterdir()
+    assert checkpoint_files(aside) == longer and sorted(checkpoint_files(folder)) == ["step-00000010.pt"]
+    assert_same_state(folder, train_in("ten", overrides={STEPS: 10}), 10)

@@ -89,3 +89,13 @@ def test_the_trained_ema_model_loads_for_evaluation(tmp_path):
     assert not loaded.training and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(FileNotFoundError, match="'tiny': no readable checkpoint"):
         load_trained(configuration(), tmp_path / "none", (1, 8, 8))
+
+
+def test_evaluation_takes_only_the_end_of_this_very_training(tmp_path):
+    """With a fingerprint, `load_trained` refuses an interrupted training (a checkpoint before
+    config.steps), a longer one, and one of other settings, data or code."""
+    train(configuration(steps=8), IMAGES, tmp_path, fingerprint="this", log=lambda m: None)
+    assert not load_trained(configuration(steps=8), tmp_path, (1, 8, 8), fingerprint="this").training
+    for steps, fingerprint in ((12, "this"), (4, "this"), (8, "other")):
+        with pytest.raises(ValueError, match=r"'tiny': the checkpoint in .* is of step 8 of a training with fingerprint this"):
+            load_trained(configuration(steps=steps), tmp_path, (1, 8, 8), fingerprint=fingerprint)

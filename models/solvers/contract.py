@@ -89,10 +89,6 @@ class Solver:
         return axes.SOLVERS[self.name]
 
     @property
-    def paper(self):
-        return self.declared.paper
-
-    @property
     def order(self):
         return self.declared.order
 
