@@ -1,11 +1,13 @@
 """What orchestration costs and what Dask workers gain, on the study itself.
 
-    python -m benchmarks.orchestration overhead [--params params.yaml] [--out benchmarks/results/orchestration_overhead.json]
-        `python -m flows.repro` (dvc repro, one Prefect server) on a fresh git copy of the project,
-        the server's start and stop included:
-        per stage, its flow run's time and the time inside its Prefect tasks (the union of their
-        intervals, from the Prefect API); the time between flow runs (DVC, process starts, imports);
-        and everything outside tasks (Prefect, MLflow, DVC, imports) as a share of the wall time.
+    python -m benchmarks.orchestration overhead [--params params.yaml] [--keep DIR] [--out benchmarks/results/orchestration_overhead.json]
+        `python -m flows.repro` (dvc repro, one Prefect server) on a fresh git copy of the project and
+        a fresh Prefect database made as bin/setup makes it, the server's start and stop included:
+        per flow run (a stage, or one configuration's subflow in it), its time and the time inside its
+        Prefect tasks (the union of their intervals, from the Prefect API; in a flow that runs subflows,
+        such as train's one per configuration, only the subflows' tasks count as work); the time
+        between flow runs (DVC, process starts, imports); and everything outside tasks (Prefect,
+        MLflow, DVC, imports) as a share of the wall time.
     python -m benchmarks.orchestration runners [--params profiles/smoke.yaml] [--repeats 3]
             [--out benchmarks/results/orchestration_runners.json]
         `python -m flows.study` with the local task runner, Dask with 1 worker and with 2 workers,
@@ -14,6 +16,7 @@
 Prints a markdown table and writes JSON."""
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -81,6 +84,9 @@ def stage_times(api):
         flows = read_all(client.read_flow_runs)
         tasks = read_all(client.read_task_runs)
         names = {flow_id: client.read_flow(flow_id).name for flow_id in {run.flow_id for run in flows}}
+    calls = {run.parent_task_run_id for run in flows}  # the task run that stands for a subflow in its parent flow
+    parents = {task.flow_run_id for task in tasks if task.id in calls}
+    tasks = [task for task in tasks if task.flow_run_id not in parents]  # the work is the tasks of flows that run no subflow
     stages = []
     for run in sorted(flows, key=lambda run: run.start_time):
         configuration = run.parameters.get("configuration")
@@ -95,16 +101,18 @@ def stage_times(api):
     return stages, union(spans(flows)), union(spans(tasks))
 
 
-def overhead(params):
+def overhead(params, keep=None):
     """`python -m flows.repro` as a user runs it (its own Prefect server's start and stop included), on
-    a fresh Prefect database, which a second server then reads back."""
-    with tempfile.TemporaryDirectory() as folder:
+    a fresh Prefect database, which a second server then reads back; in the new folder `keep` (kept,
+    with the study's results) or in a temporary one."""
+    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory() as folder:
         repo, home = Path(folder) / "repo", Path(folder) / "prefect-home"
-        repo.mkdir()
+        repo.mkdir(parents=True)
         copy_project(repo, params)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PREFECT_"))} | {"PREFECT_HOME": str(home)}
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
         for command in (
+            [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],  # as bin/setup does, before the study
             ["git", "init", "-q"],
             ["git", "add", "-A"],
             ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "b"],
@@ -168,10 +176,13 @@ def main():
     ):
         command = add_common(what.add_parser(name, help=purpose, description=purpose), f"orchestration_{name}", repeats)
         command.add_argument("--params", type=Path, default=PROJECT / params, help=f"the study's parameters (default: {params})")
+    what.choices["overhead"].add_argument(
+        "--keep", type=Path, help="run the study in this new folder and keep it (default: a temporary one)"
+    )
     args = parse(arguments)
     params = args.params.resolve()
     if args.what == "overhead":
-        write_json({"rows": overhead(params)}, args.out)
+        write_json({"rows": overhead(params, args.keep)}, args.out)
     else:
         write_json({"params": str(params), "repeats": args.repeats, "rows": runners(params, args.repeats)}, args.out)
 

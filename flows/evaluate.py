@@ -1,8 +1,8 @@
-"""Stage `evaluate@<configuration>`: sample the trained configuration with every solver x step
-schedule x NFE budget from the same initial noise, score each cell with FID, and record the cells
-under results/<configuration>/ and as nested MLflow runs. A cell's samples are split into
-orchestration.fid_shards tasks (run by the flow's task runner: threads, or Dask workers) whose
-features are merged into one FID. A cell already logged as the same computation (same settings,
+"""Stage `evaluate`: sample every trained configuration (or those named) with every cell of its
+grid (clipping x solver x step schedule x NFE budget) from the same initial noise, score each cell
+with FID, and record the cells under results/<configuration>/ and as nested MLflow runs. The
+configurations run as concurrent tasks on params' task runner; a cell's samples are split into
+orchestration.fid_shards tasks whose features are merged into one FID. A cell already logged as the same computation (same settings,
 model weights, feature space and code: `tasks.evaluate.cell_key`) is read back from MLflow
 instead of sampled again; any other is computed, and an older run of it is left as it was."""
 
@@ -25,6 +25,7 @@ from tasks.train import load_trained
 from tasks.workspace import Workspace
 
 from .cli import main
+from .orchestration import each_configuration, go_on
 from .params_file import load_params
 
 load_model = task(load_trained, name="load trained model", cache_policy=NO_CACHE)
@@ -41,10 +42,11 @@ def score_shard(model, cell, noise, extractor, evaluate, first):
     return sample_shard(model, cell, noise, extractor.to(where), evaluate, first, device=where)
 
 
-@flow(name="evaluate", description="Sample one trained configuration with every solver, step schedule and NFE budget; score with FID.")
+@flow(name="evaluate one", description="Sample one trained configuration with every cell of its grid; score with FID.")
 def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     config, evaluate = study.configuration(configuration), study.evaluate
+    grid = study.grid(config)
     folder = workspace.results(config.name)
     training = training_identity(config, training_images(workspace))
     client, experiment_id, run_id = configuration_run(study, config, workspace.root, workspace.artifacts, training)
@@ -61,7 +63,8 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     weights, features = tensors_digest(model.state_dict()), feature_space_digest(study.features, workspace.features / "statistics.pt")
     tags = {**axis_tags(study, config), "model": weights}
     rows = []
-    for cell in tqdm(cells(evaluate, config.name), desc=f"evaluate {config.name}", unit="cell"):
+    for cell in tqdm(cells(grid, config.name), desc=f"evaluate {config.name}", unit="cell"):
+        go_on()
         grid = folder / "samples" / f"{file_name(cell.label)}.png"
         key, identity = cell_key(study, config, training, cell, weights, features)
         row = reuse(client, experiment_id, key, cell, grid)
@@ -85,5 +88,16 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     client.set_terminated(run_id, "FINISHED")
 
 
+@flow(name="evaluate", description="Sample and score every trained configuration (or those named), at once.")
+def evaluate_configurations(
+    params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None, configurations: list[str] | None = None
+):
+    """`evaluate_one` of each configuration as a task, the largest grid (NFE summed over its cells) first."""
+    study = load_params(params, overrides)
+    names = configurations or list(study.train.configurations)
+    cost = lambda name: sum(cell.budget for cell in cells(study.grid(study.configuration(name)), name))
+    each_configuration(evaluate_one, names, cost, params=params, root=root, overrides=overrides)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(evaluate_one, per_configuration=True, submits=True))
+    raise SystemExit(main(evaluate_configurations, per_configuration=True))

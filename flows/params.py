@@ -11,10 +11,10 @@ model's fails here, not after training.
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models import axes
-from models.axes import refuse
+from models.axes import Problems, refuse
 from models.noise_schedules import NOISE_SCHEDULES  # for the check only (tasks/provenance.py, CHECK_ONLY)
 from models.step_schedules import step_schedule  # for the check only (tasks/provenance.py, CHECK_ONLY)
 from models.tables import choose
@@ -34,6 +34,30 @@ class Section(BaseModel):
 
 def default(name):
     return Field(name, validate_default=True)
+
+
+def inherited(configurations, name, seen=()):
+    """The raw settings of configuration `name` with those it does not give taken from its parent's
+    (recursively); an unknown parent or a cycle is refused with its key path."""
+    given = configurations[name]
+    parent = given.get("parent")
+    if parent is None:
+        return given
+    at = ("configurations", name, "parent")
+    if parent not in configurations or not isinstance(configurations[parent], dict):
+        refuse(
+            [
+                (
+                    at,
+                    parent,
+                    f"configuration {name!r} names parent {parent!r}, which is not a configuration; allowed: {sorted(configurations)}",
+                )
+            ]
+        )
+    if parent in seen + (name,):
+        refuse([(at, parent, f"configuration {name!r}: parents form a cycle {' -> '.join((*seen, name, parent))}; allowed: a tree")])
+    own = {key: value for key, value in inherited(configurations, parent, seen + (name,)).items() if key not in DESIGN}
+    return {**own, **given}
 
 
 class Data(Section):
@@ -70,12 +94,20 @@ class Features(Section):
 
 
 AXES = ("noise_schedule", "parameterization", "conditioning", "noise_sampling", "weighting", "network")
+VARIED = (*AXES, "steps")  # what an ablation may vary: a design axis, or how long the configuration trains
+Varied = Literal[VARIED]
+DESIGN = frozenset({"parent", "varies", "grid"})  # where a configuration sits in the study; not what it computes
 
 
 class Configuration(Section):
-    """One training configuration: one entry per design axis (`AXES`), plus the optimisation settings."""
+    """One training configuration: one entry per design axis (`AXES`), plus the optimisation settings;
+    in an ablation, the `parent` it varies from and the axes it `varies` (`Train`), and the name of
+    its evaluation `grid` (`Evaluate.grids`; null: the default grid)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$")  # the key under train.configurations
+    parent: str | None = None
+    varies: list[Varied] = []
+    grid: str | None = None
     noise_schedule: axes.NoiseScheduleChoice = default("edm")
     parameterization: axes.ParameterizationChoice = default("edm")
     conditioning: axes.ConditioningChoice = default("c_noise")
@@ -95,10 +127,29 @@ class Configuration(Section):
     mixed_precision: bool = False
     compile: bool = False
 
+    @field_validator("varies", mode="before")
+    @classmethod
+    def one_axis(cls, varies):
+        return [varies] if isinstance(varies, str) else varies
+
     @model_validator(mode="after")
     def consistent(self):
         refuse(self.problems())
         return self
+
+    def settings(self):
+        """Every setting that shapes the trained model (not its place in the design), as JSON."""
+        return self.model_dump(mode="json", exclude=DESIGN | {"name"})
+
+    def entry(self, key):
+        """The label of its entry of a design axis (`name[options]`), or the value of another setting."""
+        value = getattr(self, key)
+        return value.label if isinstance(value, axes.Choice) else str(value)
+
+    def differences(self, other):
+        """The settings in which this configuration differs from `other`."""
+        mine, theirs = self.settings(), other.settings()
+        return {key for key in mine if mine[key] != theirs[key]}
 
     def problems(self):
         """Entries that need a discrete noise schedule on one, a noise schedule that builds and spans
@@ -124,8 +175,10 @@ class Configuration(Section):
 
 
 class Train(Section):
-    """Configurations keyed by name, so that DVC's `foreach` names one stage per configuration
-    (train@<name>) and a change to one configuration re-runs only its stages."""
+    """Configurations keyed by name. An ablation (Karras et al. 2022, Table 2): a configuration that
+    names a `parent` takes every setting it does not give from it, and differs from it in exactly
+    the axes it `varies` (one axis; several where entries only make sense together, e.g. DDPM's
+    discrete schedule with its timestep index)."""
 
     configurations: dict[str, Configuration] = Field(min_length=1)
 
@@ -137,9 +190,52 @@ class Train(Section):
             why = "has a 'name' key; its key under train.configurations is its name; allowed: no 'name' key"
             named = [(key, value) for key, value in configurations.items() if isinstance(value, dict) and "name" in value]
             refuse((("configurations", key, "name"), value["name"], f"configuration {key!r} {why}") for key, value in named)
-            named = {k: {**v, "name": k} if isinstance(v, dict) else v for k, v in configurations.items()}
+            named = {k: {**inherited(configurations, k), "name": k} if isinstance(v, dict) else v for k, v in configurations.items()}
             data = {**data, "configurations": named}
         return data
+
+    @model_validator(mode="after")
+    def ablations_vary_their_axes(self):
+        refuse(self.ablation_problems())
+        return self
+
+    def ablation_problems(self):
+        """Each configuration with a parent declares what it varies and differs from the parent in exactly that."""
+        for name, config in self.configurations.items():
+            if config.parent is None:
+                if config.varies:
+                    yield (
+                        ("configurations", name, "varies"),
+                        config.varies,
+                        f"configuration {name!r} varies {config.varies} but has no parent",
+                    )
+                continue
+            if not config.varies:
+                why = f"allowed: the axes it changes from {config.parent!r}, from {list(VARIED)}"
+                yield (
+                    ("configurations", name, "varies"),
+                    None,
+                    f"configuration {name!r} has a parent but does not say which axis it varies; {why}",
+                )
+                continue
+            differences = config.differences(self.configurations[config.parent])
+            if differences != set(config.varies):
+                also = sorted(differences - set(config.varies))
+                same = sorted(set(config.varies) - differences)
+                why = "; ".join([f"it also changes {also}" for _ in also[:1]] + [f"it has the parent's {same}" for _ in same[:1]])
+                yield (
+                    ("configurations", name),
+                    config.varies,
+                    f"configuration {name!r} must differ from its parent {config.parent!r} in exactly {config.varies}: {why}",
+                )
+
+    def ablations(self):
+        """(parent, varied axes) -> the parent and the configurations that vary those axes from it, in params order."""
+        groups = {}
+        for config in self.configurations.values():
+            if config.parent is not None:
+                groups.setdefault((config.parent, tuple(config.varies)), [config.parent]).append(config.name)
+        return groups
 
     @model_validator(mode="after")
     def names_unique_ignoring_case(self):
@@ -155,16 +251,15 @@ class Train(Section):
         return self
 
 
-class Evaluate(Section):
-    """The sampling grid: every solver x step schedule x NFE budget, from the same initial noise."""
+class Grid(Section):
+    """A sampling grid: every clipping x solver x step schedule x NFE budget, from the same initial
+    noise, and per clipping the reference (Heun at `reference_nfe`)."""
 
     solvers: list[axes.SolverChoice] = Field(min_length=1)
     step_schedules: list[axes.StepScheduleChoice] = Field(min_length=1)
     nfe: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
     reference_nfe: int = Field(255, gt=0)
-    num_samples: int = Field(2000, gt=1)
-    batch_size: int = Field(2000, gt=0)
-    seed: int = 0
+    clipping: list[axes.ClippingChoice] = Field(["none"], min_length=1, validate_default=True)
 
     @model_validator(mode="after")
     def consistent(self):
@@ -173,16 +268,16 @@ class Evaluate(Section):
 
     def problems(self):
         """Each entry and budget once; every budget affords every solver's smallest grid."""
-        for key in ("solvers", "step_schedules"):
+        for key in ("solvers", "step_schedules", "clipping"):
             labels = [entry.label for entry in getattr(self, key)]
             for i, label in enumerate(labels):
                 if label in labels[:i]:
-                    yield (key, i), label, f"evaluate.{key} lists {label!r} twice; allowed: each entry once"
+                    yield (key, i), label, f"{key} lists {label!r} twice; allowed: each entry once"
         needs = {entry.name: entry.entry.nfe(1) for entry in self.solvers}
         most = max(needs, key=needs.get)
         for i, budget in enumerate(self.nfe):
             if budget in self.nfe[:i]:
-                yield ("nfe", i), budget, f"evaluate.nfe repeats the budget {budget}: {self.nfe}; allowed: each budget once"
+                yield ("nfe", i), budget, f"nfe repeats the budget {budget}: {self.nfe}; allowed: each budget once"
             if budget < needs[most]:
                 yield (
                     ("nfe", i),
@@ -191,17 +286,58 @@ class Evaluate(Section):
                 )
 
 
+GRID = tuple(Grid.model_fields)
+
+
+class Evaluate(Grid):
+    """The default grid, the other `grids` by name (each: the keys of the default grid it changes),
+    and the sampling settings every cell shares."""
+
+    grids: dict[str, dict] = {}
+    num_samples: int = Field(2000, gt=1)
+    batch_size: int = Field(2000, gt=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def grids_build(self):
+        def problems():
+            for name, changes in self.grids.items():
+                unknown = sorted(set(changes) - set(GRID))
+                if unknown:
+                    yield ("grids", name), changes, f"grid {name!r} changes {unknown}; allowed: keys of a grid {list(GRID)}"
+                    continue
+                try:
+                    self.grid(name)
+                except ValidationError as error:
+                    for e in error.errors():
+                        at, cause = ("grids", name, *e["loc"]), e.get("ctx", {}).get("error")
+                        if isinstance(cause, Problems):
+                            yield from (((*at, *key), value, message) for key, value, message in cause.problems)
+                        else:
+                            yield at, e.get("input"), e["msg"].removeprefix("Value error, ")
+
+        refuse(problems())
+        return self
+
+    def grid(self, name=None):
+        """The grid `name` of `grids` (the default grid changed in its keys), or the default grid."""
+        default = self.model_dump(include=set(GRID))
+        return Grid.model_validate(default if name is None else {**default, **self.grids[name]})
+
+
 class Tracking(Section):
     experiment: str = Field("design-space", min_length=1)
 
 
 class Orchestration(Section):
     """How the study's work is spread; the results do not depend on it (no DVC stage reads it).
-    `local`: Prefect's thread pool in one process; `dask`: prefect-dask, on a LocalCluster of
+    `local`: Prefect's thread pool in one process, `parallel` configurations at once (null: one per
+    CPU core); `dask`: prefect-dask, on a LocalCluster of
     `dask_workers` processes or on the running Dask scheduler at `dask_address`. Each cell's samples
     are split into `fid_shards` tasks whose features are merged (the same FID as one task)."""
 
     task_runner: Literal["local", "dask"] = "local"
+    parallel: int | None = Field(None, gt=0)
     dask_workers: int = Field(2, gt=0)
     dask_address: str | None = Field(None, pattern=r"^(tcp|tls|ucx|inproc)://\S+$")
     fid_shards: int = Field(1, gt=0)
@@ -216,25 +352,41 @@ class Study(Section):
     orchestration: Orchestration = Orchestration()
 
     @model_validator(mode="after")
-    def step_schedules_fit_every_model(self):
-        refuse(self.step_schedule_problems())
+    def grids_fit_every_model(self):
+        refuse(self.grid_problems())
         return self
 
-    def step_schedule_problems(self):
-        """Each step schedule, with its options, builds a grid for every configuration's noise
-        schedule: a sigma range inside the model's, option values the step schedule takes."""
-        for i, entry in enumerate(self.evaluate.step_schedules):
-            for config in self.train.configurations.values():
-                grid = (step_schedule, entry.name, 2, config.build_noise_schedule())
-                _, refused = built("step schedule", entry.name, *grid, **entry.options)
-                if refused:
-                    on = f"for configuration {config.name!r} (noise schedule {config.noise_schedule.name!r})"
-                    yield (
-                        ("evaluate", "step_schedules", i, "options"),
-                        entry.options,
-                        f"step schedule {entry.name!r} gives no grid with these options {on}: {refused}",
-                    )
-                    break
+    def grid_problems(self):
+        """Each configuration's grid exists, and each of its step schedules, with its options, builds
+        a grid for the configuration's noise schedule: a sigma range inside the model's, option values
+        the step schedule takes."""
+        grids = self.evaluate.grids
+        for config in self.train.configurations.values():
+            if config.grid is not None and config.grid not in grids:
+                why = f"allowed: a key of evaluate.grids {sorted(grids)}, or null for the default grid"
+                yield (
+                    ("train", "configurations", config.name, "grid"),
+                    config.grid,
+                    f"configuration {config.name!r}: no grid {config.grid!r}; {why}",
+                )
+        for name in (None, *grids):
+            at = ("evaluate", "grids", name) if name is not None and "step_schedules" in grids[name] else ("evaluate",)
+            for i, entry in enumerate(self.evaluate.grid(name).step_schedules):
+                for config in (c for c in self.train.configurations.values() if c.grid == name):
+                    grid = (step_schedule, entry.name, 2, config.build_noise_schedule())
+                    _, refused = built("step schedule", entry.name, *grid, **entry.options)
+                    if refused:
+                        on = f"for configuration {config.name!r} (noise schedule {config.noise_schedule.name!r})"
+                        yield (
+                            (*at, "step_schedules", i, "options"),
+                            entry.options,
+                            f"step schedule {entry.name!r} gives no grid with these options {on}: {refused}",
+                        )
+                        break
+
+    def grid(self, config):
+        """The sampling grid of configuration `config`."""
+        return self.evaluate.grid(config.grid)
 
     def configuration(self, name):
         """The configuration `name`, or a clear error with the names there are."""

@@ -1,6 +1,7 @@
 """Stage `report`: the study's comparison under reports/ — FID vs NFE for every configuration
-(figure and CSV for `dvc plots show`), the best (solver, step schedule) per NFE budget, the numbers
-to read them against, and sample grids — logged to MLflow as the study's report run."""
+(figure grouped by ablation, and CSV for `dvc plots show`), a table per ablation (what each varied
+axis does), the best (solver, step schedule) per NFE budget, the numbers to read them against, and
+sample grids — logged to MLflow as the study's report run."""
 
 from typing import Any
 
@@ -24,7 +25,12 @@ def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[s
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     rows, failures = collect(study.train.configurations, workspace)
     floor = workspace.data_floor()
-    best = write(rows, failures, floor, workspace)
+    configurations = study.train.configurations
+    ablations = [
+        (" & ".join(axes), members, {name: " & ".join(configurations[name].entry(axis) for axis in axes) for name in members})
+        for (_, axes), members in study.train.ablations().items()
+    ]
+    best = write(rows, failures, floor, workspace, ablations)
     for name, message in failures.items():
         log.error(f"{name}: FAILED, no results: {message}")
     for row in best:

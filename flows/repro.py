@@ -3,6 +3,7 @@ stages. Without PREFECT_API_URL every stage's process would start (and stop) Pre
 API, ~8 s each; here a local `prefect server` on 127.0.0.1 is started first, shared by every stage,
 and stopped at the end. With PREFECT_API_URL set, that server is used instead."""
 
+import gc
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ MLflow:  mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)
 
 
 def main(argv=None):
+    gc.enable()  # paused while `python -m` loaded the package (flows/__init__.py)
     args = sys.argv[1:] if argv is None else argv
     command = [sys.executable, "-m", "dvc", "repro", *args]
     # the stages' `python` is this interpreter, whether or not its environment is activated
@@ -25,7 +27,7 @@ def main(argv=None):
     if env.get("PREFECT_API_URL"):
         status = subprocess.call(command, env=env)
     else:
-        with prefect_server() as url:
+        with prefect_server(wait=False) as url:  # starts while DVC and the first stage load; each stage waits for it
             print(f"Prefect server for this run: {url.removesuffix('/api')} (stopped at the end)", flush=True)
             status = subprocess.call(command, env={**env, "PREFECT_API_URL": url})
     if status == 0:

@@ -29,12 +29,14 @@ def free_port():
 
 
 @contextmanager
-def server(command, health_url, name, timeout=120, env=None):
-    """Run `command` (with `env` added to the environment) until the block ends; enter once `health_url` answers."""
+def server(command, health_url, name, timeout=120, env=None, wait=True):
+    """Run `command` (with `env` added to the environment) until the block ends; enter once `health_url`
+    answers, or at once if not `wait` (its users wait for it: `api_ready`)."""
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
-            wait_until_healthy(health_url, process, log, name, timeout)
+            if wait:
+                wait_until_healthy(health_url, process, log, name, timeout)
             yield
         finally:
             stop(process)
@@ -70,13 +72,27 @@ def wait_until_healthy(url, process, log, name, timeout):
     raise TimeoutError(f"{name} at {url} not healthy after {timeout} s")
 
 
+def api_ready(url, timeout=120):
+    """Return once the Prefect API at `url` answers its health check; a TimeoutError naming it after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the Prefect API at {url} (PREFECT_API_URL) did not answer in {timeout} s") from None
+            time.sleep(0.2)
+
+
 @contextmanager
-def prefect_server(port=None):
-    """The API URL of a `prefect server` on 127.0.0.1 (a free port unless given), stopped on exit."""
+def prefect_server(port=None, wait=True):
+    """The API URL of a `prefect server` on 127.0.0.1 (a free port unless given), stopped on exit;
+    entered once it answers, or at once if not `wait` (then `api_ready` before using it)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}/api"
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with server(command, f"{url}/health", "prefect server", env={"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}):
+    with server(command, f"{url}/health", "prefect server", env={"PREFECT_SERVER_ANALYTICS_ENABLED": "false"}, wait=wait):
         yield url
 
 

@@ -38,7 +38,7 @@ def run_study(params: str = "params.yaml", root: str = ".", overrides: dict[str,
     stage = dict(params=params, root=root, overrides=overrides)
     prepare_data(**stage)
     fit_feature_space(**stage)
-    every_configuration.with_options(task_runner=task_runner(study.orchestration))(**stage)
+    every_configuration.with_options(task_runner=task_runner(study.orchestration, len(study.train.configurations)))(**stage)
     report_study(**stage)
 
 

@@ -1,5 +1,8 @@
-"""Stage `train@<configuration>`: train one configuration, resumably, with checkpoints under
-checkpoints/<configuration>/ and its loss curve in the configuration's MLflow run."""
+"""Stage `train`: train every configuration (or those named), resumably, with checkpoints under
+checkpoints/<configuration>/ and its loss curve in the configuration's MLflow run. The
+configurations run as concurrent tasks on params' task runner; one already trained to its steps
+with the same identity (`tasks.provenance.training_identity`) costs a check, so that a change to
+one configuration trains that one only."""
 
 from typing import Any
 
@@ -15,6 +18,7 @@ from tasks.train import train
 from tasks.workspace import Workspace
 
 from .cli import main
+from .orchestration import each_configuration, go_on
 from .params_file import load_params
 
 LOG_EVERY = 100  # steps of loss sent to MLflow at once
@@ -32,6 +36,7 @@ def train_configuration(study, config, workspace):
     losses = []
 
     def on_step(step, loss):
+        go_on()
         progress.update(step - progress.n)
         losses.append((step, loss))
         if len(losses) == LOG_EVERY:
@@ -51,7 +56,7 @@ def train_configuration(study, config, workspace):
     log.info(f"{config.name}: trained {config.steps} steps; checkpoints in {workspace.checkpoints(config.name)}")
 
 
-@flow(name="train", description="Train one configuration of train.configurations, resumably.")
+@flow(name="train one", description="Train one configuration of train.configurations, resumably.")
 def train_one(configuration: str, params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     """A configuration that diverges is recorded in checkpoints/<name>/diverged.json (its evaluation
     and the report then mark it failed) and the flow ends normally, so that the other
@@ -66,5 +71,16 @@ def train_one(configuration: str, params: str = "params.yaml", root: str = ".", 
         workspace.record_divergence(config.name, str(error))
 
 
+@flow(name="train", description="Train every configuration of train.configurations (or those named), resumably, at once.")
+def train_configurations(
+    params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None, configurations: list[str] | None = None
+):
+    """`train_one` of each configuration as a task, the longest training (steps x batch) first."""
+    study = load_params(params, overrides)
+    names = configurations or list(study.train.configurations)
+    cost = lambda name: study.configuration(name).steps * study.configuration(name).batch_size
+    each_configuration(train_one, names, cost, params=params, root=root, overrides=overrides)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(train_one, per_configuration=True))
+    raise SystemExit(main(train_configurations, per_configuration=True))

@@ -255,6 +255,17 @@ STEP_SCHEDULES = {
     "logsnr_uniform": Entry(paper="Lu et al. 2022", options=SigmaRange),
 }
 
+
+class DynamicThresholdOptions(Options):
+    percentile: float = option(gt=0, le=1)
+
+
+CLIPPINGS = {
+    "none": Entry(),
+    "clip": Entry(paper="Ho et al. 2020 (diffusers' clip_sample)"),
+    "dynamic_threshold": Entry(paper="Saharia et al. 2022 (Imagen)", options=DynamicThresholdOptions),
+}
+
 # --- Checking options against a declaration
 
 
@@ -377,3 +388,4 @@ WeightingChoice = choice("loss weighting", WEIGHTINGS)
 NetworkChoice = choice("network", NETWORKS)
 SolverChoice = choice("solver", SOLVERS)
 StepScheduleChoice = choice("step schedule", STEP_SCHEDULES)
+ClippingChoice = choice("clipping", CLIPPINGS)

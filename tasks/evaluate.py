@@ -10,7 +10,7 @@ import torch
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
-from models.axes import SolverChoice, StepScheduleChoice
+from models.axes import ClippingChoice, SolverChoice, StepScheduleChoice
 from models.fid import fid_from_moments, moments
 from models.solvers import SOLVERS
 
@@ -28,20 +28,27 @@ class Cell(NamedTuple):
     solver: SolverChoice
     step_schedule: StepScheduleChoice
     budget: int
+    clipping: ClippingChoice = ClippingChoice(name="none")
     reference: bool = False
 
     @property
     def label(self):
-        return f"{self.solver.label}/{self.step_schedule.label}/{self.budget}"
+        """solver/step_schedule/budget, and /clipping when the denoiser is clipped."""
+        return "/".join([self.solver.label, self.step_schedule.label, str(self.budget)] + [self.clipping.label] * self.clipped)
+
+    @property
+    def clipped(self):
+        return self.clipping.name != "none"
 
     def row(self, nfe, fid, seconds):
         """The cell's row (`tasks.report`): configuration, solver and step_schedule (labels with their
-        options), series, budget, nfe (spent), fid, seconds, reference, label."""
+        options), clipping, series, budget, nfe (spent), fid, seconds, reference, label."""
         return dict(
             configuration=self.configuration,
             solver=self.solver.label,
             step_schedule=self.step_schedule.label,
-            series=f"{self.solver.label} / {self.step_schedule.label}",
+            clipping=self.clipping.label,
+            series=" / ".join([self.solver.label, self.step_schedule.label] + [self.clipping.label] * self.clipped),
             budget=self.budget,
             nfe=nfe,
             fid=fid,
@@ -58,23 +65,23 @@ class Shard(NamedTuple):
     seconds: float
 
 
-def cells(evaluate, configuration):
-    """Every solver x step schedule x NFE budget of a validated `flows.params.Evaluate`, then the
-    reference, for the configuration named `configuration`."""
-    grid = [
-        Cell(configuration, solver, step_schedule, budget)
-        for solver in evaluate.solvers
-        for step_schedule in evaluate.step_schedules
-        for budget in evaluate.nfe
+def cells(grid, configuration):
+    """Every clipping x solver x step schedule x NFE budget of a validated `flows.params.Grid`, each
+    clipping followed by its reference, for the configuration named `configuration`."""
+    reference = SolverChoice.model_validate(REFERENCE[0]), StepScheduleChoice.model_validate(REFERENCE[1])
+    return [
+        cell
+        for clipping in grid.clipping
+        for cell in [
+            *(
+                Cell(configuration, solver, step_schedule, budget, clipping)
+                for solver in grid.solvers
+                for step_schedule in grid.step_schedules
+                for budget in grid.nfe
+            ),
+            Cell(configuration, *reference, grid.reference_nfe, clipping, reference=True),
+        ]
     ]
-    reference = Cell(
-        configuration,
-        SolverChoice.model_validate(REFERENCE[0]),
-        StepScheduleChoice.model_validate(REFERENCE[1]),
-        evaluate.reference_nfe,
-        reference=True,
-    )
-    return grid + [reference]
 
 
 def cell_key(study, config, training, cell, model, features):
@@ -109,6 +116,8 @@ def sample_shard(model, cell, noise, extractor, evaluate, first, *, device="cpu"
         device=device,
         solver_options=cell.solver.options,
         step_schedule_options=cell.step_schedule.options,
+        clipping=cell.clipping.name,
+        clipping_options=cell.clipping.options,
     )
     return Shard(moments(extractor, samples.clamp(-1, 1)), samples[:GRID_IMAGES], nfe, seconds)
 

@@ -137,7 +137,7 @@ def training_identity(config, images):
     content, whatever data settings or code made them), every setting but the step count and
     checkpoint interval (so that raising `steps` continues the training), and the code that trains
     (tasks/train.py and what it imports)."""
-    settings = config.model_dump(mode="json", exclude={"steps", "checkpoint_every"})
+    settings = {key: value for key, value in config.settings().items() if key not in ("steps", "checkpoint_every")}
     return digest(settings, tensors_digest(images), files_digest(source_files("tasks.train", into=COMPUTING)))
 
 

@@ -6,8 +6,22 @@ import json
 import math
 import shutil
 
-from .files import write_csv, write_json
-from .report import COLUMNS, best_per_budget, fid_vs_nfe_figure, file_name, save_figure, summary
+import matplotlib.image
+
+from .files import write_csv, write_json, write_text
+from .report import (
+    ABLATION_COLUMNS,
+    COLUMNS,
+    ablation_markdown,
+    ablation_table,
+    best_per_budget,
+    fid_vs_nfe_figure,
+    file_name,
+    reference_samples_figure,
+    save_figure,
+    summary,
+    variant,
+)
 
 BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid", "failed"]
 
@@ -41,21 +55,40 @@ def read_results(names, workspace):
     return rows, failures
 
 
-def write_report(rows, failures, floor, workspace):
+def write_report(rows, failures, floor, workspace, ablations=()):
     """reports/: the figure, fid_vs_nfe.csv, best.csv, summary.json and the sample grids of each
-    configuration's reference and best cell per budget; a failed configuration is marked in the
+    model's reference and best cell per budget; with `ablations` ((axis, configurations: the parent
+    first, configuration -> its entry of the axis) each), the figures grouped by ablation, the tables
+    ablations.csv and ablations.md (empty without ablations); reference_samples.png. A failed configuration is marked in the
     figure, best.csv and summary.json. The best cells come back."""
     reports = workspace.reports
-    save_figure(fid_vs_nfe_figure(rows, floors=floor, failures=failures), reports / "fid_vs_nfe.png")
+    grouped = {name for _, members, _ in ablations for name in members}
+    others = [name for name in dict.fromkeys([row["configuration"] for row in rows] + list(failures)) if name not in grouped]
+    layout = [(f"{axis} from {members[0]}", members) for axis, members, _ in ablations] + [("", others)] * bool(others)
+    save_figure(fid_vs_nfe_figure(rows, floors=floor, failures=failures, layout=layout), reports / "fid_vs_nfe.png")
     write_csv([row for row in rows if not row["reference"]], reports / "fid_vs_nfe.csv", COLUMNS)
     best = best_per_budget(rows)
     write_csv(best + [dict(configuration=name, failed=message) for name, message in failures.items()], reports / "best.csv", BEST_COLUMNS)
     write_json(summary(rows, floor, failures), reports / "summary.json")
-    labels = {(row["configuration"], row["solver"], row["step_schedule"], row["budget"]): row["label"] for row in rows}
-    for row in [*best, *(row for row in rows if row["reference"])]:
+    tables = [ablation_table(rows, axis, members, entries) for axis, members, entries in ablations]
+    write_csv([line for table in tables for line in table], reports / "ablations.csv", ABLATION_COLUMNS)
+    write_text(ablation_markdown(tables, floor), reports / "ablations.md")
+    references = {variant(row): row for row in rows if row["reference"]}
+    grids = {
+        model: (
+            matplotlib.image.imread(workspace.results(row["configuration"]) / "samples" / f"{file_name(row['label'])}.png"),
+            f"{model}: FID {row['fid']:.2f}",
+        )
+        for model, row in references.items()
+    }
+    models = [(title, [model for model in references if model.split(" + ")[0] in members]) for title, members in layout]
+    save_figure(reference_samples_figure([line for line in models if line[1]], grids), reports / "reference_samples.png")
+    labels = {(variant(row), row["solver"], row["step_schedule"], row["budget"]): row["label"] for row in rows}
+    for row in [*best, *({**row, "configuration": variant(row)} for row in rows if row["reference"])]:
         if row["solver"] is not None:
+            name = row["configuration"].split(" + ")[0]
             label = file_name(labels[row["configuration"], row["solver"], row["step_schedule"], row["budget"]])
-            target = reports / "samples" / f"{row['configuration']}-{label}.png"
+            target = reports / "samples" / f"{name}-{label}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(workspace.results(row["configuration"]) / "samples" / f"{label}.png", target)
+            shutil.copyfile(workspace.results(name) / "samples" / f"{label}.png", target)
     return best

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import torch
 
+from models.clipping import Clipped
 from models.solvers import SOLVERS
 from models.step_schedules import grid_for_budget
 
@@ -26,16 +27,31 @@ def sample_generators(seed, first, count):
 
 @torch.no_grad()
 def sample(
-    model, solver, step_schedule, budget, noise, *, seed, batch_size, first=0, device="cpu", solver_options=None, step_schedule_options=None
+    model,
+    solver,
+    step_schedule,
+    budget,
+    noise,
+    *,
+    seed,
+    batch_size,
+    first=0,
+    device="cpu",
+    solver_options=None,
+    step_schedule_options=None,
+    clipping="none",
+    clipping_options=None,
 ):
     """Samples [N, ...] of one cell, the NFE actually spent, and the sampling seconds. `noise` holds
     the initial noise of samples first .. first + N - 1, sampled in batches of `batch_size`;
-    stochastic solvers draw from `sample_generators`."""
+    stochastic solvers draw from `sample_generators`; the denoiser's outputs go through `clipping`
+    (`models.clipping`)."""
     noise_schedule = copy.deepcopy(model.noise_schedule).cpu()  # grids are computed on the CPU, in float64
     sigmas, nfe = grid_for_budget(SOLVERS[solver], budget, step_schedule, noise_schedule, **(step_schedule_options or {}))
+    denoiser = Clipped(model, clipping, **(clipping_options or {}))
     start, batches = time.perf_counter(), []
     for offset, chunk in zip(range(first, first + len(noise), batch_size), noise.split(batch_size)):
         x = chunk.to(device) * sigmas[0].item()
         generators = sample_generators(seed, offset, len(chunk))
-        batches.append(SOLVERS[solver](model, x, sigmas, generator=generators, **(solver_options or {})).cpu())
+        batches.append(SOLVERS[solver](denoiser, x, sigmas, generator=generators, **(solver_options or {})).cpu())
     return torch.cat(batches), nfe, time.perf_counter() - start

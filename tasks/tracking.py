@@ -108,9 +108,9 @@ def log_curve(client, run_id, name, points):
 
 def log_cell(client, experiment_id, parent, key, row, tags):
     """A finished run named by the cell's label, nested under `parent`, with metrics fid, nfe, seconds,
-    param budget and `tags` plus solver, step_schedule and reference."""
+    param budget and `tags` plus solver, step_schedule, clipping and reference."""
     name = row["label"]
-    cell_tags = {**tags, "solver": row["solver"], "step_schedule": row["step_schedule"], "reference": str(row["reference"])}
+    cell_tags = {**tags, **{key: row[key] for key in ("solver", "step_schedule", "clipping")}, "reference": str(row["reference"])}
     run_id = run_for(client, experiment_id, key, name, parent=parent, tags=cell_tags)
     now = int(time.time() * 1000)
     client.log_batch(
@@ -133,15 +133,17 @@ def logged_cell(client, experiment_id, key):
 def configuration_key(study, config, identity):
     """The key of a configuration's run: the same settings and training identity find the same run
     again; changed settings, data or training code start a new run and leave the old one as it was."""
-    return f"{study.mlflow.experiment}/{config.name}/{digest(config, identity)}"
+    return f"{study.mlflow.experiment}/{config.name}/{digest(config.settings(), identity)}"
 
 
 def axis_tags(study, config):
-    """A tag per training design axis (its entry's name), the configuration and the dataset, for filtering in the MLflow UI."""
+    """A tag per training design axis (its entry's name), the configuration, the dataset, and in an
+    ablation the parent and the axes varied from it, for filtering in the MLflow UI."""
     return {
         "configuration": config.name,
         "dataset": study.data.dataset,
         **{key: value.name for key, value in config if isinstance(value, Choice)},
+        **({"parent": config.parent, "varies": ",".join(config.varies)} if config.parent else {}),
     }
 
 
@@ -151,7 +153,9 @@ def configuration_run(study, config, root, artifacts, identity):
     client, experiment_id = open_experiment(root, study.mlflow.experiment, artifacts)
     tags = {**axis_tags(study, config), "training": identity}
     run_id = run_for(client, experiment_id, configuration_key(study, config, identity), config.name, tags=tags)
-    settings = {key: value.label if isinstance(value, Choice) else value for key, value in config if key != "name"}
+    for key in ("parent", "varies"):  # the design may name the same computation anew
+        client.set_tag(run_id, key, tags.get(key, ""))
+    settings = {key: value.label if isinstance(value, Choice) else value for key, value in config if key in config.settings()}
     log_params(client, run_id, {"dataset": study.data.dataset, **settings})
     return client, experiment_id, run_id
 

@@ -60,7 +60,9 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
         data_order.set_state(state["data_order"])
         noise.set_state(state["noise"])
         step = state["step"]
-        log(f"{config.name}: resuming at step {step}")
+        log(
+            f"{config.name}: " + ("trained before by the same computation [reused]" if step == config.steps else f"resuming at step {step}")
+        )
     log(f"{config.name}: {parameter_count(model.network):,} network parameters, {config.steps} steps at batch {config.batch_size}")
     objective, images = objective_of(config), images.to(device)
     while step < config.steps:

@@ -78,10 +78,10 @@ def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_
             flow_runs = client.read_flow_runs()
             flows = {run.id: client.read_flow(run.flow_id).name for run in flow_runs}
             assert sorted(flows.values()) == sorted(
-                ["study", "prepare", "features", "configurations", "train", "train", "evaluate", "evaluate", "report"]
+                ["study", "prepare", "features", "configurations", "train one", "train one", "evaluate one", "evaluate one", "report"]
             )
             assert all(run.state.is_completed() for run in flow_runs)
-            evaluations = [run.id for run in flow_runs if flows[run.id] == "evaluate"]
+            evaluations = [run.id for run in flow_runs if flows[run.id] == "evaluate one"]
             tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=evaluations)))
     counts = {}
     for task_run in tasks:

@@ -76,8 +76,8 @@ MALFORMED = {
         ["train.configurations.edm.noise_schedule", "'edn'", "did you mean 'edm'"],
     ),
     "unknown parameterization": (
-        edit("train.configurations.vp-eps.parameterization", "epsilon"),
-        ["train.configurations.vp-eps.parameterization", "allowed", "'eps'"],
+        edit("train.configurations.eps.parameterization", "epsilon"),
+        ["train.configurations.eps.parameterization", "allowed", "'eps'"],
     ),
     "weighting typo": (edit("train.configurations.edm.weighting", "min-snr"), ["weighting", "did you mean 'min_snr'"]),
     "negative steps": (edit("train.configurations.edm.steps", -5), ["train.configurations.edm.steps", "greater than 0", "-5"]),
@@ -85,7 +85,7 @@ MALFORMED = {
     "zero learning rate": (edit("train.configurations.edm.lr", 0), ["train.configurations.edm.lr", "greater than 0"]),
     "unknown configuration key": (edit("train.configurations.edm.lrate", 0.1), ["train.configurations.edm.lrate", "did you mean 'lr'"]),
     "bad configuration name": (edit("train.configurations.my config", {"steps": 10}), ["train.configurations.my config.name", "pattern"]),
-    "repeated configuration name": (edit("evaluate.seed", 0).replace("  vp-eps:", "  edm:"), ["repeated key 'edm'", "line"]),
+    "repeated configuration name": (edit("evaluate.seed", 0).replace("  eps:", "  edm:"), ["repeated key 'edm'", "line"]),
     "name inside a configuration": (edit("train.configurations.edm.name", "other"), ["has a 'name' key", "its name"]),
     "index needs a discrete schedule": (
         edit("train.configurations.edm.conditioning", "index"),

@@ -185,6 +185,62 @@ MALFORMED = {
         variant(("      ema_decay: 0.9\n      checkpoint", "      ema_decay: 0.9\n      ema_half_life_images: 1000\n      checkpoint")),
         ["train.configurations.edm", "exactly one of ema_decay or ema_half_life_images", "'ema_half_life_images': 1000"],
     ),
+    "ablation: unknown parent": (
+        variant(("    vp-eps:\n", "    vp-eps:\n      parent: edn\n      varies: noise_schedule\n")),
+        ["train.configurations.vp-eps.parent", "names parent 'edn', which is not a configuration", "(got 'edn')"],
+    ),
+    "ablation: parents in a cycle": (
+        variant(
+            (
+                "    vp-eps:\n",
+                "    vp-eps:\n      parent: vp-eps2\n      varies: steps\n    vp-eps2:\n      parent: vp-eps\n      varies: lr\n",
+            )
+        ),
+        ["train.configurations.", "parents form a cycle", "allowed: a tree"],
+    ),
+    "ablation: an undeclared difference": (
+        variant(("      parameterization: eps\n", "      parameterization: eps\n      parent: edm\n      varies: parameterization\n")),
+        [
+            "train.configurations.vp-eps",
+            "must differ from its parent 'edm' in exactly ['parameterization']",
+            "also changes",
+            "noise_schedule",
+        ],
+    ),
+    "ablation: the parent's own entry": (
+        variant(
+            (
+                "      noise_schedule: vp_cosine\n      parameterization: eps\n      noise_sampling: uniform\n"
+                "      weighting: simple\n      steps: 30\n      ema_decay: 0.9\n",
+                "      parent: edm\n      varies: weighting\n      weighting: edm\n",
+            )
+        ),
+        ["train.configurations.vp-eps", "in exactly ['weighting']", "it has the parent's ['weighting']"],
+    ),
+    "ablation: varies without a parent": (
+        variant(("      noise_schedule: vp_cosine\n", "      noise_schedule: vp_cosine\n      varies: noise_schedule\n")),
+        ["train.configurations.vp-eps.varies", "has no parent", "(got ['noise_schedule'])"],
+    ),
+    "ablation: varies a setting, not an axis": (
+        variant(("      noise_schedule: vp_cosine\n", "      noise_schedule: vp_cosine\n      parent: edm\n      varies: steps\n")),
+        ["train.configurations.vp-eps.varies.0", "'noise_schedule'", "(got 'steps')"],
+    ),
+    "unknown grid": (
+        variant(("      noise_schedule: vp_cosine\n", "      noise_schedule: vp_cosine\n      grid: smal\n")),
+        ["train.configurations.vp-eps.grid", "no grid 'smal'", "(got 'smal')"],
+    ),
+    "a grid with a key no grid has": (
+        variant(("  num_samples: 64\n", "  num_samples: 64\n  grids: {small: {solver: [euler]}}\n")),
+        ["evaluate.grids.small", "changes ['solver']", "allowed: keys of a grid"],
+    ),
+    "a grid with a bad clipping": (
+        variant(("  num_samples: 64\n", "  num_samples: 64\n  grids: {small: {clipping: [none, clamp]}}\n")),
+        ["evaluate.grids.small.clipping.1.name", "(got 'clamp')", "'clip'"],
+    ),
+    "a clipping option out of range": (
+        variant(("  num_samples: 64\n", "  num_samples: 64\n  clipping: [{name: dynamic_threshold, options: {percentile: 2}}]\n")),
+        ["evaluate.clipping.0.options.percentile", "0 < percentile <= 1", "(got 2)"],
+    ),
     "missing data folder": (
         variant(("  dataset: digits", "  dataset: mnist\n  root: data/raw/mnist")),
         ["data.root", "no folder", "data/raw/mnist", "data.download: true", "(got 'data/raw/mnist')"],

@@ -10,14 +10,24 @@ import pytest
 import torch
 
 from tasks.files import write_csv, write_json
-from tasks.report import best_per_budget, fid_vs_nfe_figure, sample_grid, sample_grid_array, save_figure, summary
+from tasks.report import (
+    ablation_markdown,
+    ablation_table,
+    best_per_budget,
+    fid_vs_nfe_figure,
+    sample_grid,
+    sample_grid_array,
+    save_figure,
+    summary,
+)
 
 
-def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False):
+def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False, clipping="none"):
     return dict(
         configuration=configuration,
         solver=solver,
         step_schedule=step_schedule,
+        clipping=clipping,
         budget=budget,
         nfe=nfe,
         fid=fid,
@@ -151,3 +161,45 @@ def test_a_failed_configuration_gets_a_panel_and_a_summary_entry_saying_why():
     assert result["unstable"] == {"failed": failures["unstable"]} and result["edm"]["reference_fid"] == 2.0
     only_failed = fid_vs_nfe_figure([], failures=failures)
     assert [axes.get_title() for axes in only_failed.axes] == ["unstable"]
+
+
+ABLATION = [
+    row("edm", "heun", "karras", 8, 7, 20.0),
+    row("edm", "unipc", "karras", 8, 8, 12.0),
+    row("edm", "unipc", "karras", 16, 16, 10.0),
+    row("edm", "euler", "karras", 8, 8, 1.0),  # a cell the other rows lack: no row may win with it
+    row("edm", "heun", "karras", 63, 63, 9.0, reference=True),
+    row("eps", "heun", "karras", 8, 7, 30.0),
+    row("eps", "unipc", "karras", 8, 8, 40.0),
+    row("eps", "unipc", "karras", 16, 16, 25.0),
+    row("eps", "heun", "karras", 63, 63, 50.0, reference=True),
+    row("eps", "heun", "karras", 8, 7, 15.0, clipping="clip"),
+    row("eps", "unipc", "karras", 8, 8, 11.0, clipping="clip"),
+    row("eps", "unipc", "karras", 16, 16, 8.0, clipping="clip"),
+    row("eps", "heun", "karras", 63, 63, 8.5, reference=True, clipping="clip"),
+]
+
+
+def test_an_ablation_table_has_a_row_per_model_and_picks_among_the_cells_every_row_has():
+    table = ablation_table(ABLATION, "parameterization", ["edm", "eps"], {"edm": "edm", "eps": "eps"})
+    assert [(line["configuration"], line["entry"], line["reference_fid"]) for line in table] == [
+        ("edm", "edm", 9.0),
+        ("eps", "eps", 50.0),
+        ("eps + clip", "eps", 8.5),
+    ]
+    assert [(line["fid_nfe_le_10"], line["cell_nfe_le_10"]) for line in table] == [
+        (12.0, "unipc / karras, NFE 8"),  # not euler's 1.0: eps has no euler cell
+        (30.0, "heun / karras, NFE 7"),
+        (11.0, "unipc / karras, NFE 8"),
+    ]
+    assert [line["fid_nfe_le_20"] for line in table] == [10.0, 25.0, 8.0]
+    text = ablation_markdown([table], floor=3.5)
+    assert "## parameterization (varied from `edm`)" in text and "| edm (parent) | edm | 9.00 |" in text
+    assert "| eps + clip | eps | **8.50** | **11.00** (unipc / karras, NFE 8) | **8.00** (unipc / karras, NFE 16) |" in text
+
+
+def test_the_figure_puts_each_ablation_on_a_row_and_a_clipped_model_in_a_panel_of_its_own():
+    figure = fid_vs_nfe_figure(ABLATION + ROWS, layout=[("parameterization from edm", ["edm", "eps"]), ("", ["ddpm"])])
+    titles = [axes.get_title() for axes in figure.get_axes() if axes.axison]
+    assert titles == ["parameterization from edm: edm", "parameterization from edm: eps", "parameterization from edm: eps + clip", "ddpm"]
+    assert len(figure.get_axes()) == 2 * 3  # a row per ablation, as wide as the widest

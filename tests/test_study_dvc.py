@@ -25,7 +25,7 @@ from flows.servers import prefect_and_mlflow_servers, stop
 
 PROJECT = Path(__file__).resolve().parents[1]
 SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots"]
-STAGES = ["prepare", "features", "train@edm", "train@vp-eps", "evaluate@edm", "evaluate@vp-eps", "report"]
+STAGES = ["prepare", "features", "train", "evaluate", "report"]
 
 
 def run(command, cwd, env):
@@ -68,7 +68,7 @@ def smoke_repository(repo, params=None):
 def study(tmp_path_factory):
     """The smoke study reproduced in a fresh git + DVC repository, the way a power cut would leave it and
     a user would finish it: the first `python -m flows.repro` killed (SIGKILL to its whole process tree:
-    DVC, the stage, the Prefect server) once train@edm wrote its first checkpoint, then run again to
+    DVC, the stage, the Prefect server) once the train stage wrote edm's first checkpoint, then run again to
     the end. (repo, env, output of the killed run, dvc.lock after the kill or None, output of the second run)."""
     repo = tmp_path_factory.mktemp("study")
     env = smoke_repository(repo)
@@ -107,7 +107,8 @@ def test_mlflow_holds_a_run_per_configuration_and_a_nested_run_per_cell(study):
     experiment = client.get_experiment_by_name("design-space-smoke")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parents = {r.info.run_name: r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.info.run_name != "report"}
-    assert sorted(parents) == ["edm", "vp-eps"]
+    assert sorted(parents) == ["edm", "eps"]
+    assert (parents["eps"].data.tags["parent"], parents["eps"].data.tags["varies"]) == ("edm", "parameterization")
     for parent in parents.values():
         assert parent.info.status == "FINISHED"
         assert parent.data.params["noise_schedule"] and parent.data.tags["parameterization"]
@@ -136,11 +137,20 @@ def test_report_files_are_valid(study):
     assert len(list((reports / "samples").glob("*.png"))) == 2 * (2 + 1)  # best per budget and the reference, per configuration
     with open(reports / "best.csv", newline="") as file:
         best = list(csv.DictReader(file))
-    assert [(r["configuration"], r["budget"]) for r in best] == [(c, b) for c in ("edm", "vp-eps") for b in ("4", "8")]
+    assert [(r["configuration"], r["budget"]) for r in best] == [(c, b) for c in ("edm", "eps") for b in ("4", "8")]
     with open(reports / "fid_vs_nfe.csv", newline="") as file:
         assert len(list(csv.DictReader(file))) == 2 * 3 * 2
     summary = json.loads((reports / "summary.json").read_text())
     assert 0 < summary["data_floor_fid"] < summary["configurations"]["edm"]["reference_fid"]
+    with open(reports / "ablations.csv", newline="") as file:
+        table = list(csv.DictReader(file))
+    assert [(r["axis"], r["configuration"], r["entry"]) for r in table] == [
+        ("parameterization", "edm", "edm"),
+        ("parameterization", "eps", "eps"),
+    ]
+    assert float(table[0]["reference_fid"]) == summary["configurations"]["edm"]["reference_fid"]
+    assert "## parameterization (varied from `edm`)" in (reports / "ablations.md").read_text()
+    assert (reports / "reference_samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_second_repro_runs_nothing(study):
@@ -149,14 +159,14 @@ def test_second_repro_runs_nothing(study):
     assert "Running stage" not in output and "Data and pipelines are up to date" in output
 
 
-def test_changing_one_configuration_reruns_only_its_stages(study):
+def test_changing_a_configuration_outdates_the_stages_that_read_it(study):
     repo, env, _, _, _ = study
     params = repo / "params.yaml"
     original = params.read_text()
     try:
-        params.write_text(original.replace("      noise_schedule: vp_cosine\n", "      noise_schedule: vp_cosine\n      lr: 0.001\n"))
+        params.write_text(original.replace("      parameterization: eps\n", "      parameterization: x0\n"))
         status = json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo, env))
-        assert sorted(status) == ["evaluate@vp-eps", "report", "train@vp-eps"]
+        assert sorted(status) == ["evaluate", "report", "train"]
     finally:
         params.write_text(original)
 
@@ -183,7 +193,7 @@ def cells(repo, configuration):
 @pytest.fixture(scope="module")
 def changes(study, tmp_path_factory):
     """A copy of the reproduced study (its git tree, DVC cache and MLflow store) taken through three
-    changes, each followed by a run: a DVC experiment that lowers edm's learning rate, dpmpp_2m made
+    changes, each followed by a run: a DVC experiment that trains eps to predict x0 instead, dpmpp_2m made
     an alias of euler (`python -m flows.repro`), then a network change (a U-Net block's output scaled
     by 1/sqrt(2)). {change: (output, {configuration: cells before the run}, {configuration: cells after})}."""
     repo = tmp_path_factory.mktemp("changed") / "repo"
@@ -197,28 +207,29 @@ def changes(study, tmp_path_factory):
     }
     outcome = {}
     for change, edit in edits.items():
-        before = {name: cells(repo, name) for name in ("edm", "vp-eps")}
+        before = {name: cells(repo, name) for name in ("edm", "eps")}
         if edit is None:
-            output = run(
-                [sys.executable, "-m", "dvc", "exp", "run", "-S", "+train.configurations.edm.lr=0.001"], repo, env
-            )  # + adds a key the file leaves at its default
+            output = run([sys.executable, "-m", "dvc", "exp", "run", "-S", "train.configurations.eps.parameterization=x0"], repo, env)
         else:
             path, old, new = edit
             assert path.read_text().count(old) == 1, old
             path.write_text(path.read_text().replace(old, new))
             output = run([sys.executable, "-m", "flows.repro"], repo, env)
-        outcome[change] = (output, before, {name: cells(repo, name) for name in ("edm", "vp-eps")})
+        outcome[change] = (output, before, {name: cells(repo, name) for name in ("edm", "eps")})
     return repo, outcome
 
 
-def test_a_changed_learning_rate_reruns_only_its_configuration(changes):
-    """`dvc exp run -S train.configurations.edm.lr=...` re-runs train@edm, evaluate@edm and the report only."""
+def test_a_changed_configuration_is_the_only_one_trained_and_sampled_again(changes):
+    """`dvc exp run -S train.configurations.eps.parameterization=x0` re-runs the train, evaluate and
+    report stages, which train and sample eps only: edm's checkpoint and cells are reused."""
     _, outcome = changes
     output, before, after = outcome["experiment"]
-    assert sorted(ran(output)) == ["evaluate@edm", "report", "train@edm"]
-    assert "edm: resuming" not in output and "hold other settings" in output  # new settings: trained from scratch
-    assert after["vp-eps"] == before["vp-eps"]
-    assert all(after["edm"][cell]["fid"] != before["edm"][cell]["fid"] for cell in before["edm"])
+    assert sorted(ran(output)) == ["evaluate", "report", "train"]
+    assert "edm: trained before by the same computation [reused]" in output
+    assert "eps: checkpoints" in output and "hold other settings" in output  # new settings: trained from scratch
+    assert after["edm"] == before["edm"] and output.count("edm: ") and re.search(r"edm: \S+ spent NFE .*\[reused", output)
+    assert not re.search(r"eps: \S+ spent NFE .*\[reused", output)
+    assert all(after["eps"][cell]["fid"] != before["eps"][cell]["fid"] for cell in before["eps"])
 
 
 def test_a_changed_solver_recomputes_its_cells_and_reuses_the_others(changes):
@@ -227,8 +238,8 @@ def test_a_changed_solver_recomputes_its_cells_and_reuses_the_others(changes):
     the runs of the old dpmpp_2m cells are still there, as they were."""
     repo, outcome = changes
     output, before, after = outcome["solver"]
-    assert sorted(ran(output)) == ["evaluate@edm", "evaluate@vp-eps", "report"]
-    for name in ("edm", "vp-eps"):
+    assert sorted(ran(output)) == ["evaluate", "report"]
+    for name in ("edm", "eps"):
         for (solver, schedule, budget), row in after[name].items():
             reused = re.search(rf"{name}: {re.escape(f'{solver}/{schedule}/{budget}')} spent NFE .*\[reused", output)
             if solver == "dpmpp_2m":
@@ -242,7 +253,7 @@ def test_a_changed_solver_recomputes_its_cells_and_reuses_the_others(changes):
         (run.data.tags["configuration"], int(run.data.params["budget"]), run.data.metrics["fid"])
         for run in client.search_runs([experiment], "tags.solver = 'dpmpp_2m'", max_results=1000)
     }
-    for name in ("edm", "vp-eps"):
+    for name in ("edm", "eps"):
         for budget in (4, 8):
             assert {(name, budget, cells_[name][("dpmpp_2m", "karras", budget)]["fid"]) for cells_ in (before, after)} <= logged
 
@@ -252,10 +263,10 @@ def test_a_changed_network_retrains_and_recomputes_every_cell(changes):
     cell; the data and the FID features stay."""
     _, outcome = changes
     output, before, after = outcome["network"]
-    assert sorted(ran(output)) == ["evaluate@edm", "evaluate@vp-eps", "report", "train@edm", "train@vp-eps"]
+    assert sorted(ran(output)) == ["evaluate", "report", "train"]
     assert output.count("hold other settings") == 2 and "resuming at step" not in output
     assert "[reused" not in output
-    for name in ("edm", "vp-eps"):
+    for name in ("edm", "eps"):
         assert all(after[name][cell]["fid"] != before[name][cell]["fid"] for cell in before[name]), name
 
 
@@ -275,7 +286,7 @@ def test_a_killed_repro_resumes_where_it_stopped_and_leaves_no_run_open(study):
     repo, _, killed, lock, output = study
     for stage in STAGES[:3]:
         assert f"Running stage '{stage}'" in killed
-    assert lock is None or "train@edm" not in lock
+    assert lock is None or "train" not in yaml.safe_load(lock)["stages"]
     assert "edm: resuming at step 100" in output
     for stage in STAGES[:2]:
         assert f"Stage '{stage}' didn't change, skipping" in output
@@ -284,7 +295,7 @@ def test_a_killed_repro_resumes_where_it_stopped_and_leaves_no_run_open(study):
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("design-space-smoke").experiment_id], max_results=1000)
     assert {run.info.status for run in runs} == {"FINISHED"}
-    assert sorted(run.info.run_name for run in runs if "mlflow.parentRunId" not in run.data.tags) == ["edm", "report", "vp-eps"]
+    assert sorted(run.info.run_name for run in runs if "mlflow.parentRunId" not in run.data.tags) == ["edm", "eps", "report"]
     edm = next(run for run in runs if run.info.run_name == "edm")
     assert sorted(m.step for m in client.get_metric_history(edm.info.run_id, "loss")) == list(range(1, 201))
 
@@ -335,11 +346,11 @@ def test_a_deployment_run_on_a_worker_gives_the_repro_results_and_logs_to_an_mlf
         assert "Completed" in output, output[-3000:]
         client = MlflowClient(tracking)
         runs = client.search_runs([client.get_experiment_by_name("deployed").experiment_id], max_results=1000)
-        assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags) == ["edm", "report", "vp-eps"]
+        assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags) == ["edm", "eps", "report"]
         assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 3 + 2 * 7
     repro = json.loads((repo / "reports" / "summary.json").read_text())["configurations"]
     deployed = json.loads((project / "reports" / "summary.json").read_text())["configurations"]
-    for name in ("edm", "vp-eps"):
+    for name in ("edm", "eps"):
         assert deployed[name]["reference_fid"] == pytest.approx(repro[name]["reference_fid"], rel=1e-6)
 
 
