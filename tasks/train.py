@@ -5,6 +5,8 @@ a kill resumes from the newest readable checkpoint and, on CPU with a fixed seed
 same weights as an uninterrupted run.
 """
 
+import threading
+
 import torch
 
 from models.diffusion import DiffusionModel
@@ -14,6 +16,8 @@ from models.objectives import Objective
 from models.training import EMA, train_step, warmup
 
 from .checkpoints import load_latest, save_checkpoint, set_aside
+
+SEEDING = threading.Lock()
 
 
 def build_model(config, sample_shape):
@@ -39,8 +43,9 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
     configuration and step; the last good checkpoint stays. Returns the EMA model.
     """
     device = torch.device(device)
-    torch.manual_seed(config.seed)
-    model = build_model(config, tuple(images.shape[1:])).to(device)
+    with SEEDING:  # the global generator draws the initial weights: one configuration at a time in this process
+        torch.manual_seed(config.seed)
+        model = build_model(config, tuple(images.shape[1:])).to(device)
     if config.compile:
         model.network.compile()  # in place: the state-dict keys stay those of the eager network
     ema = EMA(model, decay=config.ema_decay, half_life_images=config.ema_half_life_images)

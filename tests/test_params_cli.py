@@ -222,8 +222,8 @@ MALFORMED = {
         ["train.configurations.vp-eps.varies", "has no parent", "(got ['noise_schedule'])"],
     ),
     "ablation: varies a setting, not an axis": (
-        variant(("      noise_schedule: vp_cosine\n", "      noise_schedule: vp_cosine\n      parent: edm\n      varies: steps\n")),
-        ["train.configurations.vp-eps.varies.0", "'noise_schedule'", "(got 'steps')"],
+        variant(("      noise_schedule: vp_cosine\n", "      noise_schedule: vp_cosine\n      parent: edm\n      varies: lr\n")),
+        ["train.configurations.vp-eps.varies.0", "'noise_schedule'", "'steps'", "(got 'lr')"],
     ),
     "unknown grid": (
         variant(("      noise_schedule: vp_cosine\n", "      noise_schedule: vp_cosine\n      grid: smal\n")),

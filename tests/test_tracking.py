@@ -37,7 +37,17 @@ def test_retried_runs_are_found_again_not_duplicated(client):
 def test_cells_are_nested_runs_with_metrics_and_axis_tags(client):
     client, root = client
     experiment_id = experiment(client, "study", root / "artifacts")
-    row = dict(solver="heun", step_schedule="karras", budget=8, nfe=7, fid=12.5, seconds=0.3, reference=False, label="heun/karras/8")
+    row = dict(
+        solver="heun",
+        step_schedule="karras",
+        clipping="clip",
+        budget=8,
+        nfe=7,
+        fid=12.5,
+        seconds=0.3,
+        reference=False,
+        label="heun/karras/8/clip",
+    )
     axes = {"schedule": "edm", "parameterization": "edm"}
     parent = run_for(client, experiment_id, "study/edm", "edm")
     run_id = log_cell(client, experiment_id, parent, "study/edm/heun", row, axes)
@@ -45,7 +55,7 @@ def test_cells_are_nested_runs_with_metrics_and_axis_tags(client):
     run = client.get_run(run_id)
     assert run.data.tags["mlflow.parentRunId"] == parent
     assert run.data.metrics == {"fid": 12.5, "nfe": 7.0, "seconds": 0.3}
-    assert run.data.tags["schedule"] == "edm" and run.data.tags["solver"] == "heun"
+    assert run.data.tags["schedule"] == "edm" and (run.data.tags["solver"], run.data.tags["clipping"]) == ("heun", "clip")
     assert run.info.status == "FINISHED"
     assert len(client.search_runs([experiment_id])) == 2
 
