@@ -77,7 +77,7 @@ def fid_vs_nfe_figure(rows, floors=None, failures=None, layout=None):
     for row in rows:
         of.setdefault(row["configuration"], {}).setdefault(variant(row), []).append(row)
     layout = layout or [(None, list(dict.fromkeys([row["configuration"] for row in rows] + list(failures))))]
-    panels = [(title, [model for name in names for model in (of.get(name) or {name: []})]) for title, names in layout]
+    panels = [(title, [(name, model) for name in names for model in (of.get(name) or {name: []})]) for title, names in layout]
     cells = [row for row in rows if not row["reference"]]
     solvers = list(dict.fromkeys(row["solver"] for row in cells))
     schedules = list(dict.fromkeys(row["step_schedule"] for row in cells))
@@ -94,9 +94,8 @@ def fid_vs_nfe_figure(rows, floors=None, failures=None, layout=None):
     for axes_row, (title, names) in zip(grid, panels):
         for axes in axes_row[len(names) :]:
             axes.set_axis_off()
-        for axes, model in zip(axes_row, names):
+        for axes, (configuration, model) in zip(axes_row, names):
             axes.set_title(f"{title}: {model}" if title else model, fontsize="medium")
-            configuration = model.split(" + ")[0]
             if configuration in failures:
                 message = fill(f"failed: {failures[configuration]}", 40)
                 axes.text(0.5, 0.5, message, ha="center", va="center", color="darkred", transform=axes.transAxes)

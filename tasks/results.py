@@ -81,12 +81,13 @@ def write_report(rows, failures, floor, workspace, ablations=()):
         )
         for model, row in references.items()
     }
-    models = [(title, [model for model in references if model.split(" + ")[0] in members]) for title, members in layout]
+    models = [(title, [model for model, row in references.items() if row["configuration"] in members]) for title, members in layout]
     save_figure(reference_samples_figure([line for line in models if line[1]], grids), reports / "reference_samples.png")
     labels = {(variant(row), row["solver"], row["step_schedule"], row["budget"]): row["label"] for row in rows}
+    configuration_of = {variant(row): row["configuration"] for row in rows}
     for row in [*best, *({**row, "configuration": variant(row)} for row in rows if row["reference"])]:
         if row["solver"] is not None:
-            name = row["configuration"].split(" + ")[0]
+            name = configuration_of[row["configuration"]]
             label = file_name(labels[row["configuration"], row["solver"], row["step_schedule"], row["budget"]])
             target = reports / "samples" / f"{name}-{label}.png"
             target.parent.mkdir(parents=True, exist_ok=True)
