@@ -260,18 +260,29 @@ def counted_calls(solver, sigmas):
     return calls
 
 
+def fitted_grid(solver, solver_name, budget, schedule):
+    """The Karras grid `grid_for_budget` fits to `budget` as (sigmas, nfe, steps), its NFE within the
+    budget and equal to the solver's count; None, after checking the refusal names the solver, when
+    not even one step fits."""
+    if solver.nfe(1) > budget:
+        with pytest.raises(ValueError, match=solver_name):
+            grid_for_budget(solver, budget, "karras", schedule)
+        return None
+    sigmas, nfe = grid_for_budget(solver, budget, "karras", schedule)
+    num_steps = len(sigmas) - 1
+    assert nfe <= budget
+    assert nfe == solver.nfe(num_steps)
+    return sigmas, nfe, num_steps
+
+
 @pytest.mark.parametrize("solver_name", list(SOLVERS))
 def test_grid_for_budget_on_edm_is_maximal_and_calls_match(solver_name):
     solver, schedule = SOLVERS[solver_name], schedule_named("edm")
     for budget in range(1, 26):
-        if solver.nfe(1) > budget:
-            with pytest.raises(ValueError, match=solver_name):
-                grid_for_budget(solver, budget, "karras", schedule)
+        fitted = fitted_grid(solver, solver_name, budget, schedule)
+        if fitted is None:
             continue
-        sigmas, nfe = grid_for_budget(solver, budget, "karras", schedule)
-        num_steps = len(sigmas) - 1
-        assert nfe <= budget
-        assert nfe == solver.nfe(num_steps)
+        sigmas, nfe, num_steps = fitted
         assert solver.nfe(num_steps + 1) > budget, f"budget {budget}: one more step would fit"
         assert torch.equal(sigmas, step_schedule("karras", num_steps, schedule))
         assert counted_calls(solver, sigmas) == nfe, f"budget {budget}"
@@ -302,14 +313,10 @@ def finer_fitting_request(solver, budget, name, schedule, num_steps, search_up_t
 def test_grid_for_budget_on_ddpm_small_budgets(solver_name):
     solver, schedule = SOLVERS[solver_name], schedule_named("ddpm")
     for budget in (1, 2, 3, 5, 10, 25):
-        if solver.nfe(1) > budget:
-            with pytest.raises(ValueError, match=solver_name):
-                grid_for_budget(solver, budget, "karras", schedule)
+        fitted = fitted_grid(solver, solver_name, budget, schedule)
+        if fitted is None:
             continue
-        sigmas, nfe = grid_for_budget(solver, budget, "karras", schedule)
-        num_steps = len(sigmas) - 1
-        assert nfe <= budget
-        assert nfe == solver.nfe(num_steps)
+        sigmas, nfe, num_steps = fitted
         timesteps_of(sigmas, schedule)
         assert finer_fitting_request(solver, budget, "karras", schedule, num_steps, 2 * budget) is None
         assert counted_calls(solver, sigmas) == nfe, f"budget {budget}"
