@@ -23,7 +23,7 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from flows.params_file import load_params
-from models.fid import fid
+from models.fid import features, fid
 from tasks.data import prepare
 from tasks.features import extractor_for, fit
 
@@ -36,11 +36,6 @@ def frechet_scipy(real, fake):
     cov_r, cov_f = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
     root = scipy.linalg.sqrtm(cov_r @ cov_f)
     return float(((mu_r - mu_f) ** 2).sum() + np.trace(cov_r) + np.trace(cov_f) - 2 * np.trace(root).real)
-
-
-def features(extractor, images, batch_size=500):
-    """The extractor's features of images in [-1, 1], mapped to [0, 1] as models/fid.py does."""
-    return torch.cat([extractor(((batch + 1) / 2).clamp(0, 1)) for batch in images.split(batch_size)]).numpy()
 
 
 class Given(torch.nn.Module):
@@ -101,7 +96,7 @@ def main():
         compared(
             f"digits classifier ({study.features.num_features}): train vs {label}",
             lambda other=other: fid(data.train_images, other, extractor),
-            lambda other=other: frechet_scipy(features(extractor, data.train_images), features(extractor, other)),
+            lambda other=other: frechet_scipy(features(extractor, data.train_images).numpy(), features(extractor, other).numpy()),
             args.repeats,
         )
         for label, other in (("test (data floor)", data.test_images), ("noisy test", noisy))

@@ -94,7 +94,7 @@ class Features(Section):
 
 
 AXES = ("noise_schedule", "parameterization", "conditioning", "noise_sampling", "weighting", "network")
-VARIED = (*AXES, "steps")  # what an ablation may vary: a design axis, or how long the configuration trains
+VARIED = (*AXES, "steps", "seed")  # what an ablation may vary: a design axis, how long it trains, or its seed (a replicate)
 Varied = Literal[VARIED]
 DESIGN = frozenset({"parent", "varies", "grid"})  # where a configuration sits in the study; not what it computes
 
@@ -289,6 +289,9 @@ class Grid(Section):
 GRID = tuple(Grid.model_fields)
 
 
+ODE_SAMPLES = 256  # evaluate.ode_samples by default
+
+
 class Evaluate(Grid):
     """The default grid, the other `grids` by name (each: the keys of the default grid it changes),
     and the sampling settings every cell shares."""
@@ -297,6 +300,23 @@ class Evaluate(Grid):
     num_samples: int = Field(2000, gt=1)
     batch_size: int = Field(2000, gt=0)
     seed: int = 0
+    ode_samples: int = Field(ODE_SAMPLES, gt=0)  # the first samples of a cell whose distance to the converged ODE solution is measured
+    bootstrap: int = Field(100, ge=2)  # resamples of the generated features behind each FID's standard error
+
+    @model_validator(mode="before")
+    @classmethod
+    def ode_samples_by_default(cls, data):
+        """Not given: ODE_SAMPLES, or every sample when there are fewer."""
+        if isinstance(data, dict) and "ode_samples" not in data and isinstance(data.get("num_samples"), int):
+            return {**data, "ode_samples": min(ODE_SAMPLES, max(data["num_samples"], 1))}
+        return data
+
+    @model_validator(mode="after")
+    def ode_samples_are_samples(self):
+        if self.ode_samples > self.num_samples:
+            why = f"ode_samples {self.ode_samples} exceeds num_samples {self.num_samples}; allowed: at most num_samples"
+            refuse([(("ode_samples",), self.ode_samples, why)])
+        return self
 
     @model_validator(mode="after")
     def grids_build(self):

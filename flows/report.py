@@ -36,7 +36,8 @@ def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[s
     for row in best:
         log.info(
             f"{row['configuration']} at NFE <= {row['budget']}: best {row['solver']} / {row['step_schedule']} "
-            f"(NFE {row['nfe']}), FID {row['fid']:.3f}"
+            f"(NFE {row['nfe']}), FID {row['fid']:.3f} ± {row['fid_se']:.3f}"
+            + (f"; runner-up within 2 standard errors: {row['runner_up']}" if row["within_spread"] else "")
         )
     record(study, workspace.root, workspace.artifacts, workspace.reports, inputs=(rows, failures, floor))
 

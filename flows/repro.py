@@ -8,14 +8,37 @@ import os
 import subprocess
 import sys
 
+from mlflow import MlflowClient
+
+from tasks.mlflow_views import experiment_url, series_view_url
 from tasks.tracking import tracking_uri
 
+from .params_file import load_params
 from .servers import prefect_server
 
 WHERE_TO_LOOK = """
-Results: reports/fid_vs_nfe.png, reports/best.csv, reports/summary.json, reports/samples/
+Results: reports/fid_vs_nfe.png, reports/ode_error_vs_nfe.png, reports/fid_vs_ode_error.png,
+         reports/measured_order.md, reports/best.csv, reports/ablations.md, reports/convergence/
          dvc metrics show; dvc plots show (then open dvc_plots/index.html)
-MLflow:  mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)"""
+MLflow:  mlflow ui --backend-store-uri {uri}
+         then open {runs}   (the runs table)
+{charts}
+         (every configuration's charts: the runs page's Views menu)"""
+
+
+def where_to_look(params="params.yaml", address="http://127.0.0.1:5000"):
+    """Where the study's results are: files, and the MLflow UI pages of its experiment: the runs table
+    and the charts of each configuration that varies nothing from another (the baselines)."""
+    study = load_params(params)
+    uri = tracking_uri(".")
+    found = MlflowClient(uri).get_experiment_by_name(study.mlflow.experiment)
+    experiment_id = found.experiment_id if found else "<id>"
+    baselines = [name for name, config in study.train.configurations.items() if not config.parent]
+    charts = "\n".join(
+        f"         {name}, FID and ODE error against NFE per solver / step schedule: {series_view_url(address, experiment_id, name)}"
+        for name in baselines
+    )
+    return WHERE_TO_LOOK.format(uri=uri, runs=experiment_url(address, experiment_id), charts=charts)
 
 
 def main(argv=None):
@@ -31,7 +54,7 @@ def main(argv=None):
             print(f"Prefect server for this run: {url.removesuffix('/api')} (stopped at the end)", flush=True)
             status = subprocess.call(command, env={**env, "PREFECT_API_URL": url})
     if status == 0:
-        print(WHERE_TO_LOOK.format(uri=tracking_uri(".")))
+        print(where_to_look())
     return status
 
 

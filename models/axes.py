@@ -63,12 +63,19 @@ class NoiseScheduleEntry(Entry):
 @dataclass(frozen=True, kw_only=True)
 class SolverEntry(Entry):
     """order: convergence order in theory; stochastic: draws noise with its default options;
+    noise_options: the options whose positive value makes it draw noise (eta, s_churn);
     calls_per_step / final_calls: denoiser calls of an inner step and of the step into sigma = 0."""
 
     order: int
     stochastic: bool
+    noise_options: tuple[str, ...] = ()
     calls_per_step: int = 1
     final_calls: int = 1
+
+    def draws_noise(self, options):
+        """Whether it draws noise with `options`: as declared, unless they set one of its noise_options."""
+        given = [options[key] for key in self.noise_options if key in options]
+        return any(value > 0 for value in given) if given else self.stochastic
 
     def nfe(self, num_steps):
         """Exact denoiser calls on a grid of `num_steps` steps that ends at sigma = 0."""
@@ -225,11 +232,15 @@ class UniPCOptions(Options):
 
 SOLVERS = {
     "ddpm": SolverEntry(paper="Ho et al. 2020", order=1, stochastic=True, options=DDPMSamplerOptions),
-    "ddim": SolverEntry(paper="Song et al. 2021", order=1, stochastic=False, options=EtaOptions),
+    "ddim": SolverEntry(paper="Song et al. 2021", order=1, stochastic=False, noise_options=("eta",), options=EtaOptions),
     "euler": SolverEntry(paper="Euler; Karras et al. 2022", order=1, stochastic=False),
-    "euler_ancestral": SolverEntry(paper="k-diffusion (DDIM, eta = 1)", order=1, stochastic=True, options=EtaOptions),
+    "euler_ancestral": SolverEntry(
+        paper="k-diffusion (DDIM, eta = 1)", order=1, stochastic=True, noise_options=("eta",), options=EtaOptions
+    ),
     "midpoint": SolverEntry(paper="Runge-Kutta midpoint rule", order=2, stochastic=False, calls_per_step=2, final_calls=2),
-    "heun": SolverEntry(paper="Karras et al. 2022", order=2, stochastic=False, calls_per_step=2, options=HeunOptions),
+    "heun": SolverEntry(
+        paper="Karras et al. 2022", order=2, stochastic=False, noise_options=("s_churn",), calls_per_step=2, options=HeunOptions
+    ),
     "dpm_solver_1": SolverEntry(paper="Lu et al. 2022", order=1, stochastic=False),
     "dpm_solver_2": SolverEntry(paper="Lu et al. 2022", order=2, stochastic=False, calls_per_step=2),
     "dpm_solver_3": SolverEntry(paper="Lu et al. 2022", order=3, stochastic=False, calls_per_step=3, options=DPMSolver3Options),

@@ -92,20 +92,33 @@ def as_unit_range(images):
 FAKE_STATES = ("fake_features_sum", "fake_features_cov_sum", "fake_features_num_samples")
 
 
-def moments(extractor, images, batch_size=500):
-    """(sum, sum of outer products, count) of the features of images [N, C, H, W] in [-1, 1],
-    accumulated batch by batch as torchmetrics does: the share of one shard of the fake side. Shards'
-    moments add up to the moments of all their images."""
+def features(extractor, images, batch_size=500):
+    """Features [N, F] (float64, on the extractor's device) of images [N, C, H, W] in [-1, 1]."""
     device = next(extractor.parameters()).device
-    total = [
-        torch.zeros(extractor.num_features, dtype=torch.float64, device=device),
-        torch.zeros(extractor.num_features, extractor.num_features, dtype=torch.float64, device=device),
-        0,
-    ]
-    for batch in images.split(batch_size):
-        features = extractor(as_unit_range(batch).to(device))
-        total = [total[0] + features.sum(dim=0), total[1] + features.t().mm(features), total[2] + len(features)]
-    return tuple(total)
+    return torch.cat([extractor(as_unit_range(batch).to(device)) for batch in images.split(batch_size)])
+
+
+def moments(features, weights=None):
+    """(sum, sum of outer products, count) of features [N, F], each counted `weights` [N] times (once
+    by default): the share of one shard of the fake side, as torchmetrics accumulates it. Shards'
+    moments add up to the moments of all their images."""
+    weighted = features if weights is None else features * weights[:, None]
+    return weighted.sum(dim=0), weighted.t().mm(features), len(features) if weights is None else int(weights.sum())
+
+
+def resampling_weights(count, replicates, seed):
+    """[replicates, count] float64: how often each of `count` samples is drawn in each of `replicates`
+    bootstrap resamples with replacement (Efron 1979), from `seed`: the same for every cell, so that
+    differences between cells are paired."""
+    draws = torch.randint(count, (replicates, count), generator=torch.Generator().manual_seed(seed))
+    return torch.zeros(replicates, count, dtype=torch.float64).scatter_add_(1, draws, torch.ones(replicates, count, dtype=torch.float64))
+
+
+def bootstrap_fids(statistics, features, weights):
+    """The FID of each bootstrap resample (`weights` [B, N]: `resampling_weights`) of the generated
+    `features` [N, F] against the same real statistics; their standard deviation is the standard
+    error of the FID that comes from the finite generated set."""
+    return [fid_from_moments(statistics, [moments(features, w)]) for w in weights.to(features)]
 
 
 def fid_from_moments(statistics, shards):
@@ -138,7 +151,7 @@ def empty_statistics(extractor):
 def fid_from_statistics(statistics, fake, batch_size=500):
     """FID of images `fake` in [-1, 1] against the real features held by `statistics`; the fake
     features of any earlier call are dropped first."""
-    return fid_from_moments(statistics, [moments(statistics.inception, fake, batch_size)])
+    return fid_from_moments(statistics, [moments(features(statistics.inception, fake, batch_size))])
 
 
 def fid(real, fake, extractor, batch_size=500):

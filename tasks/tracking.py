@@ -1,8 +1,10 @@
-"""MLflow tracking: one experiment per study, one run per training configuration, a nested run per
-(solver, step schedule, NFE budget). Runs are found again by a deterministic key tag (the run's
-identity: `configuration_key`, and a cell's identity below it), so a retried or resumed task
-continues its run instead of creating a duplicate; a run whose process died without closing it
-(SIGKILL, power loss) is marked KILLED the next time a stage opens the experiment."""
+"""MLflow tracking: one experiment per study, one run per training configuration, nested under it a
+run per (solver, step schedule) series (its metrics at step = NFE, for the chart view) and under
+that a run per cell (solver, step schedule, NFE budget); the references nest under the
+configuration. Runs are found again by a deterministic key tag (the run's identity:
+`configuration_key`, and a cell's identity below it), so that a retried or resumed task continues
+its run instead of creating a duplicate; a run whose process died without closing it (SIGKILL,
+power loss) is marked KILLED the next time a stage opens the experiment."""
 
 import os
 import socket
@@ -20,6 +22,8 @@ from .workspace import store_root
 
 KEY = "study.key"
 OWNER = "study.owner"  # host:pid:process start time of the process that holds the run open
+EXPERIMENT_KIND, KIND = "mlflow.experimentKind", "custom_model_development"  # MLflow 3's UI: a model-training experiment
+SERIES, SUPERSEDED = "series", "superseded series"  # the `kind` tag of a series run: current, or of an earlier evaluation
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
@@ -38,9 +42,11 @@ def experiment(client, name, artifact_root):
     with a tracking server wherever the server keeps them."""
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if EXPERIMENT_KIND not in found.tags:  # made before the study set it
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, KIND)
         return found.experiment_id
     location = Path(artifact_root).resolve().as_uri() if is_local(client.tracking_uri) else None
-    return client.create_experiment(name, artifact_location=location)
+    return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND: KIND})
 
 
 def open_experiment(root, name, artifact_root):
@@ -106,28 +112,69 @@ def log_curve(client, run_id, name, points):
         client.log_batch(run_id, metrics=metrics[start : start + BATCH])
 
 
+CELL_METRICS = ("fid", "fid_se", "nfe", "seconds")  # and ode_error, where the cell measures it
+SERIES_METRICS = ("fid", "fid_se", "ode_error")  # of a series run, each at step = NFE spent
+
+
+def row_metrics(row, names, step):
+    """MLflow metrics `names` of a row at `step`; a None value (a stochastic cell's ode_error) is left out."""
+    now = int(time.time() * 1000)
+    return [Metric(name, float(row[name]), now, step) for name in names if row.get(name) is not None]
+
+
 def log_cell(client, experiment_id, parent, key, row, tags):
-    """A finished run named by the cell's label, nested under `parent`, with metrics fid, nfe, seconds,
-    param budget and `tags` plus solver, step_schedule, clipping and reference."""
+    """A finished run named by the cell's label, nested under `parent`, with metrics fid, fid_se, nfe,
+    seconds and ode_error, param budget and `tags` plus solver, step_schedule, clipping and reference."""
     name = row["label"]
     cell_tags = {**tags, **{key: row[key] for key in ("solver", "step_schedule", "clipping")}, "reference": str(row["reference"])}
     run_id = run_for(client, experiment_id, key, name, parent=parent, tags=cell_tags)
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[Metric(metric, float(row[metric]), now, 0) for metric in ("fid", "nfe", "seconds")],
-        params=[Param("budget", str(row["budget"]))],
-    )
+    client.log_batch(run_id, metrics=row_metrics(row, (*CELL_METRICS, "ode_error"), 0), params=[Param("budget", str(row["budget"]))])
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
 
-def logged_cell(client, experiment_id, key):
-    """(run id, {fid, nfe, seconds}) of the FINISHED cell run tagged `key`, or None if there is none."""
+def finished_run(client, experiment_id, key):
+    """The FINISHED run tagged `key`, or None."""
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{KEY}` = '{key}' and attributes.status = 'FINISHED'", max_results=1)
-    if runs and {"fid", "nfe", "seconds"} <= set(runs[0].data.metrics):
-        return runs[0].info.run_id, {m: runs[0].data.metrics[m] for m in ("fid", "nfe", "seconds")}
+    return runs[0] if runs else None
+
+
+def logged_cell(client, experiment_id, key):
+    """(run id, its metrics: `CELL_METRICS` and ode_error if measured) of the FINISHED cell run
+    tagged `key`, or None if there is none."""
+    run = finished_run(client, experiment_id, key)
+    if run is not None and set(CELL_METRICS) <= set(run.data.metrics):
+        return run.info.run_id, run.data.metrics
     return None
+
+
+def series_run(client, experiment_id, parent, name, identities, tags):
+    """The run of a (solver, step schedule) series of cells (`identities`: their identities), nested
+    under `parent` (the configuration's run), named `name`, with `tags` and kind=series: its cells
+    nest under it, and the same cells find it again (current again if it was superseded)."""
+    key = f"{client.get_run(parent).data.tags[KEY]}/series/{digest(identities)}/{name}"
+    run_id = run_for(client, experiment_id, key, name, parent=parent, tags={**tags, "kind": SERIES})
+    client.set_tag(run_id, "kind", SERIES)
+    return run_id
+
+
+def supersede_series(client, experiment_id, configuration, current):
+    """Tag kind=superseded series on every series run of `configuration` but the `current` run ids
+    (those of an earlier training or grid): kept, with their cells, but out of the chart view's
+    filter `tags.kind = 'series'`. Their ids come back."""
+    runs = client.search_runs([experiment_id], f"tags.kind = '{SERIES}' and tags.configuration = '{configuration}'", max_results=50000)
+    superseded = [run.info.run_id for run in runs if run.info.run_id not in set(current)]
+    for run_id in superseded:
+        client.set_tag(run_id, "kind", SUPERSEDED)
+    return superseded
+
+
+def log_series(client, run_id, rows):
+    """`SERIES_METRICS` of a series' cells `rows` at step = NFE spent, one point per budget, so that
+    MLflow's chart view draws FID against NFE per series (logged once); the run finished."""
+    if "fid" not in client.get_run(run_id).data.metrics:
+        client.log_batch(run_id, metrics=[metric for row in rows for metric in row_metrics(row, SERIES_METRICS, row["nfe"])])
+    client.set_terminated(run_id, "FINISHED")
 
 
 def configuration_key(study, config, identity):

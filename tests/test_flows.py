@@ -119,7 +119,9 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
     grid = workspace.results("tiny") / "samples" / "ddim_eta=1.0_karras_4.png"
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert len(client.search_runs([client.get_experiment_by_name("tiny").experiment_id])) == 1 + 3 + 1  # no duplicate cells
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert len(runs) == 1 + 2 + 3 + 1  # the configuration, its 2 series, 3 cells, the report: no duplicates
+    assert len([run for run in runs if run.data.tags.get("kind") == "series"]) == 2
 
 
 @pytest.mark.parametrize("signal", ["SIGTERM", "SIGKILL"])

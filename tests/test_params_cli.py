@@ -241,6 +241,14 @@ MALFORMED = {
         variant(("  num_samples: 64\n", "  num_samples: 64\n  clipping: [{name: dynamic_threshold, options: {percentile: 2}}]\n")),
         ["evaluate.clipping.0.options.percentile", "0 < percentile <= 1", "(got 2)"],
     ),
+    "more ODE samples than samples": (
+        variant(("  num_samples: 64\n", "  num_samples: 64\n  ode_samples: 100\n")),
+        ["evaluate.ode_samples", "exceeds num_samples 64", "at most num_samples", "(got 100)"],
+    ),
+    "a bootstrap of one resample": (
+        variant(("  num_samples: 64\n", "  num_samples: 64\n  bootstrap: 1\n")),
+        ["evaluate.bootstrap", "greater than or equal to 2", "(got 1)"],
+    ),
     "missing data folder": (
         variant(("  dataset: digits", "  dataset: mnist\n  root: data/raw/mnist")),
         ["data.root", "no folder", "data/raw/mnist", "data.download: true", "(got 'data/raw/mnist')"],

@@ -14,7 +14,10 @@ from tasks.report import (
     ablation_markdown,
     ablation_table,
     best_per_budget,
+    convergence_checks,
     fid_vs_nfe_figure,
+    measured_orders,
+    orders_markdown,
     sample_grid,
     sample_grid_array,
     save_figure,
@@ -22,17 +25,26 @@ from tasks.report import (
 )
 
 
-def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False, clipping="none"):
+def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False, clipping="none", ode_error=None, bootstrap=()):
+    """A row as `tasks.evaluate.Cell.row` makes it; the ODE reference of every cell is "reference"."""
+    label = f"{solver}/{step_schedule}/{budget}" + (f"/{clipping}" if clipping != "none" else "")
     return dict(
         configuration=configuration,
         solver=solver,
         step_schedule=step_schedule,
         clipping=clipping,
+        series=" / ".join([solver, step_schedule] + [clipping] * (clipping != "none")),
+        order=2 if solver == "heun" else 1,
         budget=budget,
         nfe=nfe,
         fid=fid,
+        fid_se=float(torch.tensor(bootstrap, dtype=torch.float64).std()) if len(bootstrap) > 1 else 0.5,
+        fid_bootstrap=list(bootstrap),
+        ode_error=ode_error,
+        ode_reference="reference" if not reference else label,
         seconds=0.1,
         reference=reference,
+        label="reference" if reference else label,
     )
 
 
@@ -55,20 +67,32 @@ ROWS = [
 ]
 
 
-def test_gray_grid_png_layout_and_colours(tmp_path):
+def test_gray_grid_layout_and_colours():
     images = torch.full((16, 1, 8, 8), -1.0)
     images[5] = 1.0  # row 1, column 1
     images[15] = 7.0  # clipped to white
-    path = tmp_path / "nested" / "grid.png"
-    sample_grid(images, path, columns=4)
-    assert path.read_bytes().startswith(b"\x89PNG")
-    assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
-    pixels = matplotlib.image.imread(path)[..., :3]
+    pixels = sample_grid_array(images, columns=4)
     assert pixels.shape == (35, 35, 3)
     assert (pixels[0:8, 0:8] == 0).all()  # -1 is black
-    assert (pixels[9:17, 9:17] == 1).all()  # 1 is white
-    assert (pixels[27:35, 27:35] == 1).all()
-    assert (pixels[8, :] == 1).all() and (pixels[:, 8] == 1).all()  # the white separation
+    assert (pixels[9:17, 9:17] == 255).all()  # 1 is white
+    assert (pixels[27:35, 27:35] == 255).all()
+    assert (pixels[8, :] == 255).all() and (pixels[:, 8] == 255).all()  # the white separation
+
+
+def test_a_grid_png_is_the_grid_upscaled_nearest_neighbour_under_its_caption(tmp_path):
+    images = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    path = tmp_path / "nested" / "grid.png"
+    sample_grid(images, path, columns=4, caption="edm: heun / karras, NFE 7\nFID 5.00 ± 0.20")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
+    pixels = (matplotlib.image.imread(path)[..., :3] * 255).round()
+    upscaled = sample_grid_array(images, columns=4).repeat(15, axis=0).repeat(15, axis=1)  # 35 px x 15 >= 512
+    top = pixels.shape[0] - upscaled.shape[0]
+    assert pixels.shape[1] == upscaled.shape[1] == 525 and top > 0
+    assert (pixels[top:] == upscaled).all()  # every pixel a 15 x 15 block
+    assert (pixels[:top] < 128).any()  # the caption's text above the grid
+    sample_grid(images, path, columns=4)
+    assert matplotlib.image.imread(path).shape[:2] == (525, 525)
 
 
 def test_rgb_grid_keeps_channels_and_fills_empty_slots():
@@ -114,7 +138,17 @@ def test_single_floor_is_drawn_in_every_panel():
 def test_best_per_budget_picks_the_lowest_finite_fid():
     best = best_per_budget(ROWS)
     assert [(b["configuration"], b["budget"]) for b in best] == [("ddpm", 4), ("ddpm", 8), ("edm", 4), ("edm", 8), ("edm", 16)]
-    assert best[1] == dict(configuration="ddpm", budget=8, solver="heun", step_schedule="karras", nfe=7, fid=11.0)
+    assert best[1] == dict(
+        configuration="ddpm",
+        budget=8,
+        solver="heun",
+        step_schedule="karras",
+        nfe=7,
+        fid=11.0,
+        fid_se=0.5,
+        runner_up="euler / karras, NFE 8: FID 12.000",
+        within_spread=None,  # no bootstrap FIDs to tell
+    )
     assert best[2]["solver"] == "heun" and best[2]["fid"] == 30.0
     assert best[3]["step_schedule"] == "uniform" and best[3]["fid"] == 15.0  # the NaN is not the lowest
     assert best[0]["solver"] is None and best[0]["step_schedule"] is None and math.isnan(best[0]["fid"])
@@ -125,8 +159,9 @@ def test_summary_of_a_handmade_table():
     assert list(result["configurations"]) == ["edm", "ddpm"] and result["data_floor_fid"] == 0.5
     edm = result["configurations"]["edm"]
     assert (edm["reference_fid"], edm["reference_nfe"]) == (2.0, 255)
-    assert edm["best_nfe_le_10"] == dict(solver="euler", step_schedule="uniform", nfe=8, fid=15.0)
-    assert edm["best_nfe_le_20"] == dict(solver="euler", step_schedule="uniform", nfe=16, fid=4.0)
+    pick = lambda best: {key: best[key] for key in ("solver", "step_schedule", "nfe", "fid")}
+    assert pick(edm["best_nfe_le_10"]) == dict(solver="euler", step_schedule="uniform", nfe=8, fid=15.0)
+    assert pick(edm["best_nfe_le_20"]) == dict(solver="euler", step_schedule="uniform", nfe=16, fid=4.0)
     assert result["configurations"]["ddpm"]["best_nfe_le_10"]["fid"] == 11.0
 
 
@@ -194,8 +229,47 @@ def test_an_ablation_table_has_a_row_per_model_and_picks_among_the_cells_every_r
     ]
     assert [line["fid_nfe_le_20"] for line in table] == [10.0, 25.0, 8.0]
     text = ablation_markdown([table], floor=3.5)
-    assert "## parameterization (varied from `edm`)" in text and "| edm (parent) | edm | 9.00 |" in text
-    assert "| eps + clip | eps | **8.50** | **11.00** (unipc / karras, NFE 8) | **8.00** (unipc / karras, NFE 16) |" in text
+    assert "## parameterization (varied from `edm`)" in text and "| edm (parent) | edm | 9.00 ± 0.50 |" in text
+    assert (
+        "| eps + clip | eps | **8.50 ± 0.50** | **11.00 ± 0.50** (unipc / karras, NFE 8) | **8.00 ± 0.50** (unipc / karras, NFE 16) |"
+        in text
+    )
+
+
+def bootstraps(center, shared, own, seed):
+    """100 bootstrap FIDs around `center`: `shared` times a draw common to every cell (the same
+    resamples of the same noises move paired cells together) plus `own` times a draw of their own."""
+    common = torch.randn(100, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    mine = torch.randn(100, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (center + shared * common + own * mine).tolist()
+
+
+def test_a_winner_within_the_spread_of_the_runner_up_is_marked_so():
+    """Cells of one model: the spread is that of the paired differences, so cells whose FIDs move
+    together (standard error ~3 each) are told apart by a gap of 1, and cells of independent noise
+    are not by a gap of 2. Models (an ablation's rows, trained apart) are compared unpaired: a gap
+    of 1 between models whose bootstraps move together is within their spread."""
+    paired = [
+        row("edm", "heun", "karras", 8, 7, 10.0, bootstrap=bootstraps(10.0, 3.0, 0.1, 1)),
+        row("edm", "unipc", "karras", 8, 8, 11.0, bootstrap=bootstraps(11.0, 3.0, 0.1, 2)),
+    ]
+    best = best_per_budget(paired)[0]
+    assert (best["solver"], best["within_spread"]) == ("heun", False) and best["fid_se"] > 2.5
+    independent = [
+        row("edm", "heun", "karras", 8, 7, 10.0, bootstrap=bootstraps(10.0, 0.0, 3.0, 1)),
+        row("edm", "unipc", "karras", 8, 8, 12.0, bootstrap=bootstraps(12.0, 0.0, 3.0, 2)),
+    ]
+    assert best_per_budget(independent)[0]["within_spread"] is True
+    models = [independent[0], row("eps", "heun", "karras", 8, 7, 12.0, bootstrap=bootstraps(12.0, 0.0, 3.0, 2))]
+    models += [row(name, "heun", "karras", 63, 63, 9.0, reference=True) for name in ("edm", "eps")]
+    table = ablation_table(models, "parameterization", ["edm", "eps"], {"edm": "edm", "eps": "eps"})
+    assert [line["fid_nfe_le_10_winner"] for line in table] == ["within spread", ""]
+    text = ablation_markdown([table], floor=1.0)
+    assert f"| **10.00 ± {table[0]['fid_nfe_le_10_se']:.2f}** ≈ (heun / karras, NFE 7) |" in text
+    together = [paired[0], row("eps", "heun", "karras", 8, 7, 11.0, bootstrap=bootstraps(11.0, 3.0, 0.1, 2))]
+    together += [row(name, "heun", "karras", 63, 63, 9.0, reference=True) for name in ("edm", "eps")]
+    table = ablation_table(together, "parameterization", ["edm", "eps"], {"edm": "edm", "eps": "eps"})
+    assert table[0]["fid_nfe_le_10_winner"] == "within spread"
 
 
 def test_the_figure_puts_each_ablation_on_a_row_and_a_clipped_model_in_a_panel_of_its_own():
@@ -203,3 +277,32 @@ def test_the_figure_puts_each_ablation_on_a_row_and_a_clipped_model_in_a_panel_o
     titles = [axes.get_title() for axes in figure.get_axes() if axes.axison]
     assert titles == ["parameterization from edm: edm", "parameterization from edm: eps", "parameterization from edm: eps + clip", "ddpm"]
     assert len(figure.get_axes()) == 2 * 3  # a row per ablation, as wide as the widest
+
+
+def test_the_measured_order_is_the_slope_over_the_asymptotic_range():
+    """ode_error = 0.5 NFE^-2 from NFE 8 on, after a pre-asymptotic start at NFE 4: order 2 measured
+    over 8-32; euler's exact NFE^-1 over every budget; a stochastic series has no order."""
+    errors = {4: 0.5, 8: 0.5 / 64, 16: 0.5 / 256, 32: 0.5 / 1024}
+    rows = [row("edm", "heun", "karras", nfe, nfe, 10.0, ode_error=error) for nfe, error in errors.items()]
+    rows += [row("edm", "euler", "karras", nfe, nfe, 10.0, ode_error=1 / nfe) for nfe in errors]
+    rows += [row("edm", "ddpm", "karras", nfe, nfe, 10.0) for nfe in errors]
+    heun, euler = measured_orders(rows)
+    assert (heun["series"], heun["order"], heun["over_nfe"]) == ("heun / karras", 2, "8-32")
+    assert heun["measured_order"] == pytest.approx(2.0) and heun["slopes"] == "4-8: 6.00 8-16: 2.00 16-32: 2.00"
+    assert (euler["measured_order"], euler["over_nfe"]) == (pytest.approx(1.0), "4-32")
+    assert "| edm | heun / karras | 2 | 2.00 | 8-32 |" in orders_markdown([heun, euler])
+    merged = [row("ddpm", "euler", "karras", budget, min(budget, 16), 10.0, ode_error=1 / min(budget, 16)) for budget in errors]
+    (snapped,) = measured_orders(merged)  # budgets 16 and 32 snapped to the same 16 steps: one point
+    assert (snapped["slopes"], snapped["measured_order"]) == ("4-8: 1.00 8-16: 1.00", pytest.approx(1.0))
+
+
+def test_the_reference_converged_when_its_solution_error_is_at_most_a_tenth_of_the_smallest():
+    """Heun (order 2) at N differs by d from Heun at 2N, whose own error is then about d / 3."""
+    reference = {**row("edm", "heun", "karras", 255, 255, 2.0, reference=True, ode_error=0.003), "label": "reference"}
+    cells = [row("edm", "heun", "karras", nfe, nfe, 10.0, ode_error=error) for nfe, error in ((8, 0.1), (16, 0.01))]
+    (check,) = convergence_checks([reference, *cells])
+    assert check == dict(reference="reference", reference_error=0.003, solution_error=0.001, smallest_ode_error=0.01, converged=True)
+    (check,) = convergence_checks([{**reference, "ode_error": 0.0031}, *cells])
+    assert check["converged"] is False
+    (check,) = convergence_checks([reference, row("edm", "ddpm", "karras", 8, 8, 10.0)])  # stochastic only: nothing to check
+    assert check["converged"] is None and check["smallest_ode_error"] is None

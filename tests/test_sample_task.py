@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from flows.params import Evaluate
+from models.axes import SolverChoice
 from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.solvers import SOLVERS
-from tasks.evaluate import cells
+from tasks.evaluate import Cell, cells
 from tasks.sample import initial_noise, sample
 
 
@@ -48,5 +49,18 @@ def test_same_noise_for_every_cell_and_stochastic_cells_depend_on_the_seed():
 def test_cells_cover_the_grid():
     evaluate = Evaluate(solvers=[{"name": "euler"}, {"name": "heun"}], step_schedules=[{"name": "karras"}], nfe=[4, 8, 16])
     grid = cells(evaluate, "tiny")
-    assert len(grid) == 7 and {(c.solver.name, c.budget) for c in grid[:-1]} == {(s, b) for s in ("euler", "heun") for b in (4, 8, 16)}
-    assert grid[-1].reference and (grid[-1].solver.name, grid[-1].step_schedule.name, grid[-1].budget) == ("heun", "karras", 255)
+    assert len(grid) == 7 and {(c.solver.name, c.budget) for c in grid[1:]} == {(s, b) for s in ("euler", "heun") for b in (4, 8, 16)}
+    assert grid[0].reference and (grid[0].solver.name, grid[0].step_schedule.name, grid[0].budget) == ("heun", "karras", 255)
+
+
+def test_a_step_schedule_that_moves_the_grid_ends_gets_a_reference_over_the_same_range():
+    """The ODE runs from sigma_max to sigma_min: cells are measured against a reference over their own range."""
+    evaluate = Evaluate(solvers=["euler"], step_schedules=[{"name": "logsnr_uniform", "options": {"sigma_min": 0.2}}, "karras"], nfe=[8])
+    every = cells(evaluate, "tiny")
+    references, grid = every[:2], every[2:]
+    assert [r.label for r in references] == ["heun/karras/255", "heun/karras[sigma_min=0.2]/255"]  # the model's own range first
+    assert all(r.reference for r in references) and not any(c.reference for c in grid)
+    assert [c.ode_reference(255).label for c in grid] == ["heun/karras[sigma_min=0.2]/255", "heun/karras/255"]
+    assert Cell("tiny", SolverChoice(name="ddim", options={"eta": 0.5}), *grid[0][2:4]).deterministic is False
+    assert Cell("tiny", SolverChoice(name="euler_ancestral", options={"eta": 0.0}), *grid[0][2:4]).deterministic is True
+    assert Cell("tiny", SolverChoice(name="heun", options={"s_churn": 1.0}), *grid[0][2:4]).deterministic is False

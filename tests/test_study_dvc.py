@@ -22,6 +22,7 @@ import yaml
 from mlflow import MlflowClient
 
 from flows.servers import prefect_and_mlflow_servers, stop
+from tasks.mlflow_views import VIEW_TAG
 
 PROJECT = Path(__file__).resolve().parents[1]
 SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots"]
@@ -101,7 +102,7 @@ def test_every_stage_ran(study):
     assert sorted(lock) == sorted(STAGES)
 
 
-def test_mlflow_holds_a_run_per_configuration_and_a_nested_run_per_cell(study):
+def test_mlflow_holds_a_run_per_configuration_a_run_per_series_and_a_nested_run_per_cell(study):
     repo, _, _, _, _ = study
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("design-space-smoke")
@@ -109,22 +110,29 @@ def test_mlflow_holds_a_run_per_configuration_and_a_nested_run_per_cell(study):
     parents = {r.info.run_name: r for r in runs if "mlflow.parentRunId" not in r.data.tags and r.info.run_name != "report"}
     assert sorted(parents) == ["edm", "eps"]
     assert (parents["eps"].data.tags["parent"], parents["eps"].data.tags["varies"]) == ("edm", "parameterization")
+    assert {f"{VIEW_TAG}series-edm", f"{VIEW_TAG}series-eps"} <= set(experiment.tags)  # each configuration's saved charts
     for parent in parents.values():
         assert parent.info.status == "FINISHED"
         assert parent.data.params["noise_schedule"] and parent.data.tags["parameterization"]
         assert len(client.get_metric_history(parent.info.run_id, "loss")) == 200
-        cells = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-        grid = {
-            (r.data.tags["solver"], r.data.tags["step_schedule"], r.data.params["budget"])
-            for r in cells
-            if r.data.tags["reference"] == "False"
-        }
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        series = {r.info.run_id: r for r in children if r.data.tags.get("kind") == "series"}
+        name = parent.info.run_name
+        assert sorted(r.info.run_name for r in series.values()) == sorted(f"{name}: {s} / karras" for s in ("euler", "heun", "dpmpp_2m"))
+        assert [r.data.tags["reference"] for r in children if r.info.run_id not in series] == ["True"]
+        cells = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in series]
+        grid = {(r.data.tags["solver"], r.data.tags["step_schedule"], r.data.params["budget"]) for r in cells}
         assert grid == {(s, "karras", str(b)) for s in ("euler", "heun", "dpmpp_2m") for b in (4, 8)}
-        assert len(cells) == 7 and all(
+        assert len(cells) == 6 and all(
             math.isfinite(r.data.metrics["fid"]) and r.data.metrics["nfe"] <= int(r.data.params["budget"]) for r in cells
         )
+        for run_id in series:  # what MLflow's chart view draws: one point per budget, at step = NFE spent
+            own = [r for r in cells if r.data.tags["mlflow.parentRunId"] == run_id]
+            for metric in ("fid", "ode_error"):
+                history = sorted((point.step, point.value) for point in client.get_metric_history(run_id, metric))
+                assert history == sorted((int(r.data.metrics["nfe"]), r.data.metrics[metric]) for r in own) and len(history) == 2
         artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-        assert {"cells.json", "fid_vs_nfe.png"} <= artifacts
+        assert {"cells.json", "fid_vs_nfe.png", "ode_error_vs_nfe.png", "fid_vs_ode_error.png", f"convergence-{name}.png"} <= artifacts
     report = [r for r in runs if r.info.run_name == "report"]
     assert len(report) == 1 and "fid_vs_nfe.png" in {a.path for a in client.list_artifacts(report[0].info.run_id)}
 
@@ -251,7 +259,7 @@ def test_a_changed_solver_recomputes_its_cells_and_reuses_the_others(changes):
     experiment = client.get_experiment_by_name("design-space-smoke").experiment_id
     logged = {
         (run.data.tags["configuration"], int(run.data.params["budget"]), run.data.metrics["fid"])
-        for run in client.search_runs([experiment], "tags.solver = 'dpmpp_2m'", max_results=1000)
+        for run in client.search_runs([experiment], "tags.solver = 'dpmpp_2m' and tags.reference = 'False'", max_results=1000)
     }
     for name in ("edm", "eps"):
         for budget in (4, 8):
@@ -260,14 +268,27 @@ def test_a_changed_solver_recomputes_its_cells_and_reuses_the_others(changes):
 
 def test_a_changed_network_retrains_and_recomputes_every_cell(changes):
     """A change to the U-Net re-runs training from scratch (its checkpoints hold other code) and every
-    cell; the data and the FID features stay."""
-    _, outcome = changes
+    cell; the data and the FID features stay. MLflow's chart views see only the last evaluation's
+    series: those of the earlier trainings are superseded, and kept."""
+    repo, outcome = changes
     output, before, after = outcome["network"]
     assert sorted(ran(output)) == ["evaluate", "report", "train"]
     assert output.count("hold other settings") == 2 and "resuming at step" not in output
     assert "[reused" not in output
     for name in ("edm", "eps"):
         assert all(after[name][cell]["fid"] != before[name][cell]["fid"] for cell in before[name]), name
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("design-space-smoke").experiment_id
+    current = client.search_runs([experiment], "tags.kind = 'series'", max_results=1000)
+    assert sorted(run.info.run_name for run in current) == sorted(
+        f"{n}: {s} / karras" for n in ("edm", "eps") for s in ("dpmpp_2m", "euler", "heun")
+    )
+    for run in current:
+        history = {point.step: point.value for point in client.get_metric_history(run.info.run_id, "fid")}
+        name, series = run.info.run_name.split(": ")
+        assert history == {row["nfe"]: row["fid"] for row in after[name].values() if row["series"] == series and not row["reference"]}
+    superseded = client.search_runs([experiment], "tags.kind = 'superseded series'", max_results=1000)
+    assert len(superseded) >= 3 + 2 + 6  # eps's 3 by the experiment, the 2 of dpmpp_2m by the alias, all 6 by the network
 
 
 def test_an_experiment_with_a_changed_parameter_runs(study):
@@ -347,7 +368,7 @@ def test_a_deployment_run_on_a_worker_gives_the_repro_results_and_logs_to_an_mlf
         client = MlflowClient(tracking)
         runs = client.search_runs([client.get_experiment_by_name("deployed").experiment_id], max_results=1000)
         assert sorted(r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags) == ["edm", "eps", "report"]
-        assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 3 + 2 * 7
+        assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 3 + 2 * (3 + 7)  # per configuration 3 series, 7 cells
     repro = json.loads((repo / "reports" / "summary.json").read_text())["configurations"]
     deployed = json.loads((project / "reports" / "summary.json").read_text())["configurations"]
     for name in ("edm", "eps"):

@@ -7,7 +7,18 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tasks.tracking import OWNER, experiment, log_cell, open_experiment, run_for, tracking_uri
+from tasks.tracking import (
+    EXPERIMENT_KIND,
+    OWNER,
+    experiment,
+    log_cell,
+    log_series,
+    open_experiment,
+    run_for,
+    series_run,
+    supersede_series,
+    tracking_uri,
+)
 from tasks.workspace import store_root
 
 
@@ -44,6 +55,8 @@ def test_cells_are_nested_runs_with_metrics_and_axis_tags(client):
         budget=8,
         nfe=7,
         fid=12.5,
+        fid_se=0.5,
+        ode_error=None,
         seconds=0.3,
         reference=False,
         label="heun/karras/8/clip",
@@ -54,10 +67,38 @@ def test_cells_are_nested_runs_with_metrics_and_axis_tags(client):
     assert log_cell(client, experiment_id, parent, "study/edm/heun", row, axes) == run_id
     run = client.get_run(run_id)
     assert run.data.tags["mlflow.parentRunId"] == parent
-    assert run.data.metrics == {"fid": 12.5, "nfe": 7.0, "seconds": 0.3}
+    assert run.data.metrics == {"fid": 12.5, "fid_se": 0.5, "nfe": 7.0, "seconds": 0.3}  # no ode_error: not measured
     assert run.data.tags["schedule"] == "edm" and (run.data.tags["solver"], run.data.tags["clipping"]) == ("heun", "clip")
     assert run.info.status == "FINISHED"
     assert len(client.search_runs([experiment_id])) == 2
+
+
+def test_a_series_run_holds_one_point_per_budget_at_step_nfe_for_the_chart_view(client):
+    client, root = client
+    experiment_id = experiment(client, "study", root / "artifacts")
+    assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND] == "custom_model_development"
+    parent = run_for(client, experiment_id, "study/edm", "edm")
+    rows = [
+        dict(solver="heun", step_schedule="karras", clipping="none", series="heun / karras", nfe=nfe, fid=fid, fid_se=0.1, ode_error=error)
+        for nfe, fid, error in ((3, 40.0, 0.3), (7, 20.0, 0.05), (15, 12.0, 0.01))
+    ]
+    for _ in range(2):  # the same cells again: the same run, logged once
+        run_id = series_run(client, experiment_id, parent, "edm: heun / karras", ["a", "b", "c"], {"configuration": "edm"})
+        log_series(client, run_id, rows)
+    (series,) = client.search_runs([experiment_id], "tags.kind = 'series'")
+    assert series.info.run_name == "edm: heun / karras" and series.data.tags["mlflow.parentRunId"] == parent
+    assert series.info.status == "FINISHED"
+    for metric, values in (("fid", [40.0, 20.0, 12.0]), ("ode_error", [0.3, 0.05, 0.01])):
+        history = client.get_metric_history(series.info.run_id, metric)
+        assert sorted((point.step, point.value) for point in history) == list(zip([3, 7, 15], values))
+    other = series_run(client, experiment_id, parent, "edm: heun / karras", ["a", "b"], {"configuration": "edm"})  # other cells
+    assert other != series.info.run_id
+    elsewhere = series_run(client, experiment_id, parent, "ddpm: heun / karras", ["d"], {"configuration": "ddpm"})
+    assert supersede_series(client, experiment_id, "edm", [other]) == [series.info.run_id]  # kept, out of the charts' filter
+    charted = {run.info.run_id for run in client.search_runs([experiment_id], "tags.kind = 'series'")}
+    assert charted == {other, elsewhere} and client.get_run(series.info.run_id).data.tags["kind"] == "superseded series"
+    assert series_run(client, experiment_id, parent, "edm: heun / karras", ["a", "b", "c"], {"configuration": "edm"}) == series.info.run_id
+    assert client.get_run(series.info.run_id).data.tags["kind"] == "series"  # the same cells again: current again
 
 
 def test_runs_of_dead_processes_are_closed_killed_and_live_ones_left_running(client):

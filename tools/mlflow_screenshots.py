@@ -1,0 +1,202 @@
+"""Screenshots of a study's MLflow experiment as a user opens it: its runs table and, per
+configuration, its saved series view (FID and ode_error against NFE, `tasks.mlflow_views`), taken
+with headless Chromium from an `mlflow ui` started on 127.0.0.1 (a free port) over the store,
+stopped on exit.
+
+`python -m tools.mlflow_screenshots --store sqlite:///PATH/mlflow.db --experiment design-space --out DIR`
+(or `--root DIR` for the store DIR/mlflow.db of a study workspace) writes DIR/runs_table.png and
+DIR/charts-<configuration>.png and prints their URLs; `--configuration NAME` (repeatable) names the
+views to shoot, by default those of the configurations that vary nothing from another (baselines).
+
+MLflow 3.17's UI opens an experiment on its GenAI overview unless the URL asks for the model-training
+view (`workflowType=machine_learning`; the `mlflow.experimentKind` tag does not change that). On a
+loopback address it opens its Assistant panel, a third of the page, once per browser profile; the
+screenshots are taken as a user sees the page after closing it (its localStorage key set first).
+
+Each page is shot once its spinners have been gone for a while, through the DevTools protocol:
+`chromium --screenshot --virtual-time-budget=...` often caught the chart cards still loading."""
+
+import argparse
+import base64
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlflow import MlflowClient
+from websockets.sync.client import connect
+
+from flows.servers import free_port, server, stop
+from tasks.mlflow_views import experiment_url, series_view_url
+from tasks.tracking import SERIES
+
+WIDTH, HEIGHT = 1600, 1000
+SPINNING = "document.querySelector('[class*=spin-spinning]') !== null"  # MLflow's loading indicators
+FLAGS = [  # headless, as root, and no calls out of a closed network (updates, sync, first-run pages)
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ASSISTANT_SEEN = "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1"  # the UI opens its Assistant panel once, until this is set
+QUIET_SECONDS, LOAD_SECONDS = 2.0, 60.0  # shot after QUIET_SECONDS without a spinner, or anyway after LOAD_SECONDS
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.mlflow_screenshots", description=__doc__.split("\n\n")[0])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--store", help="the MLflow backend store URI, e.g. sqlite:///PATH/mlflow.db")
+    where.add_argument("--root", type=Path, help="a study workspace whose store is ROOT/mlflow.db")
+    parser.add_argument("--experiment", default="design-space", help="the experiment's name (default: design-space)")
+    parser.add_argument("--out", type=Path, required=True, help="the folder the screenshots go to (made if missing)")
+    parser.add_argument(
+        "--configuration", action="append", help="shoot the series view of this configuration; repeat for several (default: the baselines)"
+    )
+    return parser.parse_args(argv)
+
+
+def store_uri(args):
+    """The backend store URI the arguments name; a SystemExit if it names a SQLite file that does not exist
+    (opening it would create an empty store)."""
+    uri = args.store or f"sqlite:///{(args.root / 'mlflow.db').resolve()}"
+    database = uri.removeprefix("sqlite:///")
+    if database != uri and not Path(database).is_file():
+        raise SystemExit(f"no MLflow store at {database}")
+    return uri
+
+
+def chromium():
+    """The path of the `chromium` executable; a SystemExit saying how to install it if there is none."""
+    found = shutil.which("chromium")
+    if found is None:
+        raise SystemExit("chromium is not installed: apt-get install -y chromium")
+    return found
+
+
+def experiment_id(uri, name):
+    """The id of the experiment `name` in the store at `uri`; a SystemExit if it has none."""
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    if found is None:
+        raise SystemExit(f"no experiment {name!r} in {uri}")
+    return found.experiment_id
+
+
+def baselines(uri, experiment):
+    """The configurations of the current series runs of `experiment` that have no parent."""
+    runs = MlflowClient(tracking_uri=uri).search_runs([experiment], f"tags.kind = '{SERIES}'", max_results=50000)
+    return sorted({run.data.tags["configuration"] for run in runs if "parent" not in run.data.tags})
+
+
+def page_urls(address, experiment, configurations):
+    """{file name: URL} of the runs table of `experiment` in the UI at `address` and of the series
+    view of each of `configurations`: the pages `bin/study` names."""
+    views = {f"charts-{name}.png": series_view_url(address, experiment, name) for name in configurations}
+    return {"runs_table.png": experiment_url(address, experiment), **views}
+
+
+class Page:
+    """A DevTools protocol session on one browser page; `call` sends a command and returns its result."""
+
+    def __init__(self, socket):
+        self.socket, self.sent = socket, 0
+
+    def call(self, method, **params):
+        self.sent += 1
+        self.socket.send(json.dumps({"id": self.sent, "method": method, "params": params}))
+        while True:  # no domain is enabled, so no events come between
+            answer = json.loads(self.socket.recv(timeout=LOAD_SECONDS))
+            if answer.get("id") == self.sent:
+                if "error" in answer:
+                    raise RuntimeError(f"{method}: {answer['error']}")
+                return answer["result"]
+
+    def evaluate(self, expression):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+
+def devtools_port(process, profile, timeout=30):
+    """The DevTools port the headless Chromium `process` wrote into its `profile` folder."""
+    port_file, deadline = Path(profile) / "DevToolsActivePort", time.monotonic() + timeout
+    while not (port_file.is_file() and port_file.read_text().strip()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"headless chromium did not start (exit status {process.poll()})")
+        time.sleep(0.1)
+    return int(port_file.read_text().split()[0])
+
+
+@contextmanager
+def browser_page(executable):
+    """A `Page` of a fresh headless Chromium (its own profile, a WIDTHxHEIGHT viewport), stopped on exit."""
+    with tempfile.TemporaryDirectory() as profile:
+        command = [executable, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{devtools_port(process, profile)}/json/list") as answer:
+                target = next(each for each in json.load(answer) if each["type"] == "page")
+            with connect(target["webSocketDebuggerUrl"], max_size=None) as socket:
+                page = Page(socket)
+                page.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+                yield page
+        finally:
+            stop(process)  # and its helper processes, before the profile is removed
+
+
+def wait_until_loaded(page):
+    """True once the page has shown no spinner for QUIET_SECONDS; False if it is still loading after LOAD_SECONDS."""
+    deadline, quiet_since = time.monotonic() + LOAD_SECONDS, None
+    while time.monotonic() < deadline:
+        now = time.monotonic()
+        if page.evaluate(f"document.readyState === 'complete' && !({SPINNING})"):
+            quiet_since = quiet_since or now
+            if now - quiet_since >= QUIET_SECONDS:
+                return True
+        else:
+            quiet_since = None
+        time.sleep(0.25)
+    return False
+
+
+def screenshot(executable, url, path):
+    """Save a screenshot of `url` at `path` once the page has loaded, in a fresh browser (no UI state
+    carried over but the Assistant panel closed: `ASSISTANT_SEEN` set on the UI's origin first)."""
+    with browser_page(executable) as page:
+        page.call("Page.navigate", url=url.split("/#")[0] + "/health")
+        page.evaluate(f"localStorage.setItem('{ASSISTANT_SEEN}', 'true')")
+        page.call("Page.navigate", url=url)
+        if not wait_until_loaded(page):
+            print(f"still loading after {LOAD_SECONDS:.0f} s: {url}", file=sys.stderr)
+        path.write_bytes(base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"]))
+
+
+def ui_command(uri, port):
+    return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    uri, executable = store_uri(args), chromium()
+    experiment = experiment_id(uri, args.experiment)
+    args.out.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a terminated run still stops the server
+    port = free_port()
+    address = f"http://127.0.0.1:{port}"
+    # without MLflow's job runner (GenAI jobs the study never uses)
+    with server(ui_command(uri, port), f"{address}/health", "mlflow ui", env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
+        for name, url in page_urls(address, experiment, args.configuration or baselines(uri, experiment)).items():
+            path = (args.out / name).resolve()
+            screenshot(executable, url, path)
+            print(f"{path}\n  {url}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
