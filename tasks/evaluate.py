@@ -81,9 +81,7 @@ class Cell(NamedTuple):
         the label of its ode_reference, seconds, reference, label."""
         return dict(
             configuration=self.configuration,
-            solver=self.solver.label,
-            step_schedule=self.step_schedule.label,
-            clipping=self.clipping.label,
+            **self.tags,
             series=self.series,
             order=self.solver.entry.order,
             budget=self.budget,

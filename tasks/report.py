@@ -275,10 +275,15 @@ def save_figure(figure, path):
         figure.savefig(file, format="png")
 
 
+def by_fid(rows):
+    """The rows with a finite FID, lowest first."""
+    return sorted((row for row in rows if math.isfinite(row["fid"])), key=lambda row: row["fid"])
+
+
 def best_cell(rows):
     """Solver, step schedule, NFE, FID and fid_se of the row with the lowest finite FID, and whether
     the runner-up is `within_spread` of it; all None and FID NaN when no row has a finite FID."""
-    ranked = sorted((row for row in rows if math.isfinite(row["fid"])), key=lambda row: row["fid"])
+    ranked = by_fid(rows)
     if not ranked:
         return dict(solver=None, step_schedule=None, nfe=None, fid=math.nan, fid_se=math.nan, runner_up=None, within_spread=None)
     best, runner_up = ranked[0], (ranked[1:] or [None])[0]
@@ -452,7 +457,7 @@ def ablation_table(rows, axis, members, entries):
         line = dict(axis=axis, parent=members[0], configuration=model, entry=entries[own[0]["configuration"]])
         picked = {"reference_fid": reference}
         for most in (10, 20):
-            finite = sorted((row for row in shared if row["nfe"] <= most and math.isfinite(row["fid"])), key=lambda row: row["fid"])
+            finite = by_fid([row for row in shared if row["nfe"] <= most])
             picked[f"fid_nfe_le_{most}"] = finite[0] if finite else dict(fid=math.nan)
             line[f"cell_nfe_le_{most}"] = f"{finite[0]['solver']} / {finite[0]['step_schedule']}, NFE {finite[0]['nfe']}" if finite else ""
         for column, row in picked.items():

@@ -32,18 +32,17 @@ from .report import (
 
 BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid", "fid_se", "runner_up", "within_spread", "failed"]
 ORDER_COLUMNS = ["configuration", "series", "order", "measured_order", "over_nfe", "slopes", "ode_error_at_most_nfe"]
-FIGURES = {  # file -> the figure of rows, failures and a layout
-    "fid_vs_nfe.png": None,  # drawn with the data floor: `fid_vs_nfe_figure`
-    "ode_error_vs_nfe.png": ode_error_figure,
-    "fid_vs_ode_error.png": fid_vs_ode_error_figure,
+FIGURES = {  # file -> the figure of rows, the data floor, failures and a layout
+    "fid_vs_nfe.png": fid_vs_nfe_figure,
+    "ode_error_vs_nfe.png": lambda rows, floor, failures, layout: ode_error_figure(rows, failures, layout),
+    "fid_vs_ode_error.png": lambda rows, floor, failures, layout: fid_vs_ode_error_figure(rows, failures, layout),
 }
 
 
 def save_figures(rows, floor, failures, folder, layout=None):
     """The three figures of `FIGURES` under `folder`; their paths come back."""
     for file, figure in FIGURES.items():
-        drawn = fid_vs_nfe_figure(rows, floor, failures, layout) if figure is None else figure(rows, failures, layout)
-        save_figure(drawn, folder / file)
+        save_figure(figure(rows, floor, failures, layout), folder / file)
     return [folder / file for file in FIGURES]
 
 
