@@ -1,11 +1,12 @@
 """Does a cell's bootstrap standard error tell the FID's spread over noise seeds? For cells of one
 trained configuration of a study workspace: the FID of evaluate.num_samples samples from each of
---seeds initial noises (evaluate.seed + 0, 1, ...; a stochastic solver's own noise from seed + 1,
-as the evaluate stage draws it), the standard deviation of those FIDs, and the bootstrap standard
-error that the evaluate stage reports (evaluate.bootstrap resamples of one seed's generated
-features, tasks/evaluate.py) for each seed; and for each cell after the first, its FID's difference
-from the first cell's: its standard deviation over seeds next to the paired bootstrap spread the
-report compares winners with (`tasks.report.within_spread`: the same resamples of both cells).
+--seeds evaluation seeds (evaluate.seed + 0, 1, ...: the initial noise, a stochastic solver's own
+noise and the bootstrap resamples each from its stream of that seed, as the evaluate stage draws
+them), the standard deviation of those FIDs, and the bootstrap standard error that the evaluate stage
+reports (evaluate.bootstrap resamples of one seed's generated features, tasks/cells.py) for each
+seed; and for each cell after the first, its FID's difference from the first cell's: its standard
+deviation over seeds next to the paired bootstrap spread the report compares winners with
+(`tasks.analysis.within_spread`: the same resamples of both cells).
 Prints two markdown tables and writes JSON.
 
     python -m benchmarks.fid_spread --root DIR --configuration edm --cells heun/karras/255 unipc/karras/8
@@ -18,30 +19,29 @@ import torch
 
 from flows.params_file import load_params
 from models.axes import SolverChoice, StepScheduleChoice
-from models.fid import bootstrap_fids, fid_from_moments, moments, resampling_weights
+from models.fid import bootstrap_fids, fid_from_moments, moments
+from tasks.cells import Cell, sample_shard, shared_inputs
 from tasks.data import training_images
-from tasks.evaluate import Cell, sample_shard
 from tasks.features import load_statistics
 from tasks.provenance import training_identity
-from tasks.sample import initial_noise
 from tasks.train import load_trained
 from tasks.workspace import Workspace
 
 from .helpers.measure import describe, machine, markdown, parse, parser, write_json
 
 
-def cell_of(configuration, text):
-    """The Cell named "solver/step_schedule/budget" (entries without options)."""
+def cell_of(configuration, text, reference_nfe):
+    """The Cell named "solver/step_schedule/budget" (entries without options) of a grid with `reference_nfe`."""
     solver, step_schedule, budget = text.split("/")
-    return Cell(configuration, SolverChoice(name=solver), StepScheduleChoice(name=step_schedule), int(budget))
+    return Cell(configuration, SolverChoice(name=solver), StepScheduleChoice(name=step_schedule), int(budget), reference_nfe)
 
 
 def scores(model, cell, real, evaluate, sample_shape, seed):
     """(FID, its bootstrap FIDs) of a cell's samples from the initial noise of `seed`; `real`: the real statistics."""
     at = evaluate.model_copy(update={"seed": seed})
-    noise = initial_noise(at.num_samples, sample_shape, seed)
-    features = sample_shard(model, cell, noise, real.inception, at, 0).features
-    fids = bootstrap_fids(real, features, resampling_weights(len(features), at.bootstrap, seed))
+    inputs = shared_inputs(at, sample_shape)
+    features = sample_shard(model, cell, inputs.noise, real.inception, at, 0).features
+    fids = bootstrap_fids(real, features, inputs.resamples)
     return fid_from_moments(real, [moments(features)]), fids
 
 
@@ -84,7 +84,7 @@ def main():
     torch.set_grad_enabled(False)
     results, measured = [], {}
     for text in args.cells:
-        cell = cell_of(config.name, text)
+        cell = cell_of(config.name, text, study.grid(config).reference_nfe)
         measured[text] = [scores(model, cell, real, evaluate, sample_shape, evaluate.seed + s) for s in range(args.seeds)]
         fids, errors = [fid for fid, _ in measured[text]], [statistics.stdev(each) for _, each in measured[text]]
         results.append(dict(cell=text, fids=fids, seed_stdev=statistics.stdev(fids), bootstrap_se=errors))

@@ -12,11 +12,10 @@ import time
 import torch
 
 from flows.params_file import load_params
+from tasks.cells import cells, measured_against, ode_solution, sample_shard, score, shared_inputs
 from tasks.data import prepare
 from tasks.device import device
-from tasks.evaluate import cell_row, cells, sample_shard
 from tasks.features import fit, load_statistics
-from tasks.sample import initial_noise
 from tasks.train import train
 
 from .helpers.measure import markdown, parse, parser, write_json
@@ -59,13 +58,17 @@ def main():
             rows.append(
                 dict(stage=f"train {name}", seconds=seconds, detail=f"{config.steps / seconds:.1f} steps/s at batch {config.batch_size}")
             )
-            noise = initial_noise(study.evaluate.num_samples, sample_shape, study.evaluate.seed)
+            inputs, evaluate, solutions = shared_inputs(study.evaluate, sample_shape), study.evaluate, {}
             start, scored = synchronized_time(), []
-            for cell in cells(study.evaluate, name):  # one shard per cell, as the flow with fid_shards 1
-                shard = sample_shard(model, cell, noise, statistics.inception, study.evaluate, 0, device=where)
-                scored.append(cell_row(cell, [shard], statistics)[0])
-            reference = scored[-1]
-            best10 = min((r for r in scored[:-1] if r["nfe"] <= 10), key=lambda r: r["fid"], default=None)
+            for cell in cells(study.grid(config), name):  # one shard per cell, as the flow with fid_shards 1
+                finer = None
+                if cell.reference:  # its ODE solution at twice its steps, and at four times for the error ratio
+                    solutions[cell.label] = ode_solution(model, cell, inputs.noise, evaluate, device=where)
+                    finer = ode_solution(model, cell, inputs.noise, evaluate, 2, device=where)
+                shard = sample_shard(model, cell, inputs.noise, statistics.inception, evaluate, 0, device=where)
+                scored.append(score(cell, [shard], statistics, inputs.resamples, measured_against(cell, solutions), finer)[0])
+            reference = next(row for row in scored if row["reference"])
+            best10 = min((r for r in scored if not r["reference"] and r["nfe"] <= 10), key=lambda r: r["fid"], default=None)
             detail = f"{len(scored)} cells; reference FID {reference['fid']:.2f}"
             if best10:
                 detail += f"; best NFE<=10 {best10['solver']}/{best10['step_schedule']} FID {best10['fid']:.2f}"

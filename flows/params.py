@@ -122,6 +122,7 @@ class Configuration(Section):
     grad_clip: float | None = Field(1.0, gt=0)
     ema_decay: float | None = Field(0.999, ge=0, lt=1)
     ema_half_life_images: float | None = Field(None, gt=0)
+    ema_rampup: float | None = Field(None, gt=0)  # EDM's ramp-up: the half-life at most this share of the images seen so far
     checkpoint_every: int = Field(500, gt=0)
     seed: int = 0
     mixed_precision: bool = False
@@ -152,14 +153,23 @@ class Configuration(Section):
         return {key for key in mine if mine[key] != theirs[key]}
 
     def problems(self):
-        """Entries that need a discrete noise schedule on one, a noise schedule that builds and spans
-        a range of sigma, one EMA setting."""
+        """Entries that need a discrete noise schedule, or one trained with t uniform, on one; a noise
+        schedule that builds and spans a range of sigma; one EMA setting."""
         discrete = sorted(name for name, entry in axes.NOISE_SCHEDULES.items() if entry.discrete)
+        uniform = sorted(name for name, entry in axes.NOISE_SCHEDULES.items() if entry.uniform_time)
+        schedule = self.noise_schedule
         for key, entry in ((key, getattr(self, key)) for key in AXES):
-            if entry.entry.needs_discrete and not self.noise_schedule.entry.discrete:
-                why = f"needs a discrete schedule ({', '.join(discrete)}), but noise_schedule is {self.noise_schedule.name!r}"
+            if entry.entry.needs_discrete and not schedule.entry.discrete:
+                why = f"needs a discrete schedule ({', '.join(discrete)}), but noise_schedule is {schedule.name!r}"
                 yield (key,), entry.name, f"{key} {entry.name!r} {why}"
-        name, at, options = self.noise_schedule.name, ("noise_schedule", "options"), self.noise_schedule.options
+            if entry.entry.needs_uniform_time and not schedule.entry.uniform_time:
+                why = (
+                    f"draws t uniformly in the noise schedule's own time, a published recipe only where the schedule's paper trains so "
+                    f"({', '.join(uniform)}), but no paper trains noise_schedule {schedule.name!r} with t uniform (README, the noise "
+                    "sampling table); allowed: one of those schedules, or noise_sampling log_normal or logit_normal"
+                )
+                yield (key,), entry.name, f"{key} {entry.name!r} {why}"
+        name, at, options = schedule.name, ("noise_schedule", "options"), schedule.options
         schedule, refused = built("noise schedule", name, self.build_noise_schedule)
         if refused:
             yield at, options, f"noise schedule {name!r} does not build with these options: {refused}"
@@ -169,6 +179,8 @@ class Configuration(Section):
         if (self.ema_decay is None) == (self.ema_half_life_images is None):
             given = {"ema_decay": self.ema_decay, "ema_half_life_images": self.ema_half_life_images}
             yield (), given, "give exactly one of ema_decay or ema_half_life_images (set the other to null)"
+        if self.ema_rampup is not None and self.ema_half_life_images is None:
+            yield ("ema_rampup",), self.ema_rampup, "ema_rampup ramps up ema_half_life_images; allowed: null with ema_decay"
 
     def build_noise_schedule(self):
         return NOISE_SCHEDULES[self.noise_schedule.name](**self.noise_schedule.options)

@@ -8,6 +8,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.data import training_images
+from tasks.provenance import training_identity
 from tasks.results import read_results, write_report
 from tasks.tracking import log_report
 from tasks.workspace import Workspace
@@ -23,14 +25,14 @@ record = task(log_report, name="log report to MLflow", cache_policy=NO_CACHE)
 @flow(name="report", description="Compare every configuration: FID vs NFE, best solver per budget, sample grids.")
 def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
-    rows, failures = collect(study.train.configurations, workspace)
+    configurations, images = study.train.configurations, training_images(workspace)
+    rows, failures, noise_levels = collect({name: training_identity(config, images) for name, config in configurations.items()}, workspace)
     floor = workspace.data_floor()
-    configurations = study.train.configurations
     ablations = [
         (" & ".join(axes), members, {name: " & ".join(configurations[name].entry(axis) for axis in axes) for name in members})
         for (_, axes), members in study.train.ablations().items()
     ]
-    best = write(rows, failures, floor, workspace, ablations)
+    best = write(rows, failures, floor, workspace, ablations, noise_levels)
     for name, message in failures.items():
         log.error(f"{name}: FAILED, no results: {message}")
     for row in best:

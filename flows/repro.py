@@ -18,7 +18,8 @@ from .servers import prefect_server
 
 WHERE_TO_LOOK = """
 Results: reports/fid_vs_nfe.png, reports/ode_error_vs_nfe.png, reports/fid_vs_ode_error.png,
-         reports/measured_order.md, reports/best.csv, reports/ablations.md, reports/convergence/
+         reports/measured_order.md, reports/best.csv, reports/ablations.md, reports/convergence/,
+         reports/training_noise_levels.png
          dvc metrics show; dvc plots show (then open dvc_plots/index.html)
 MLflow:  mlflow ui --backend-store-uri {uri}
          then open {runs}   (the runs table)
@@ -28,15 +29,15 @@ MLflow:  mlflow ui --backend-store-uri {uri}
 
 def where_to_look(params="params.yaml", address="http://127.0.0.1:5000"):
     """Where the study's results are: files, and the MLflow UI pages of its experiment: the runs table
-    and the charts of each configuration that varies nothing from another (the baselines)."""
+    and the charts of each configuration sampled on the default grid (the solver comparison)."""
     study = load_params(params)
     uri = tracking_uri(".")
     found = MlflowClient(uri).get_experiment_by_name(study.mlflow.experiment)
     experiment_id = found.experiment_id if found else "<id>"
-    baselines = [name for name, config in study.train.configurations.items() if not config.parent]
+    compared = [name for name, config in study.train.configurations.items() if config.grid is None]
     charts = "\n".join(
         f"         {name}, FID and ODE error against NFE per solver / step schedule: {series_view_url(address, experiment_id, name)}"
-        for name in baselines
+        for name in compared
     )
     return WHERE_TO_LOOK.format(uri=uri, runs=experiment_url(address, experiment_id), charts=charts)
 

@@ -48,16 +48,18 @@ class SigmaRange(Options):
 @dataclass(frozen=True, kw_only=True)
 class Entry:
     """One entry of a design-axis table: the paper, its options and whether it needs a discrete
-    noise schedule (DDPM's timesteps)."""
+    noise schedule (DDPM's timesteps) or one whose paper trains with t uniform in its own time."""
 
     paper: str = ""
     options: type[Options] = Options
     needs_discrete: bool = False
+    needs_uniform_time: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class NoiseScheduleEntry(Entry):
     discrete: bool = False  # trained on timesteps t = 1..T
+    uniform_time: bool = True  # its paper trains with t uniform in its own time (EDM's time is sigma: no paper does)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,7 +117,7 @@ NOISE_SCHEDULES = {
     "vp_linear": NoiseScheduleEntry(paper="Song et al. 2021", options=VPLinearOptions),
     "vp_cosine": NoiseScheduleEntry(paper="Nichol & Dhariwal 2021", options=VPCosineOptions),
     "ve": NoiseScheduleEntry(paper="Song et al. 2021 (SMLD)", options=SigmaRange),
-    "edm": NoiseScheduleEntry(paper="Karras et al. 2022", options=SigmaRange),
+    "edm": NoiseScheduleEntry(paper="Karras et al. 2022", options=SigmaRange, uniform_time=False),
     "flow": NoiseScheduleEntry(paper="Lipman et al. 2023; Liu et al. 2023", options=SigmaRange),
     "learned": NoiseScheduleEntry(paper="Kingma et al. 2021 (VDM)", options=LearnedOptions),
 }
@@ -147,7 +149,7 @@ class LogitNormalOptions(Options):
 
 NOISE_SAMPLING = {
     "uniform_discrete": Entry(paper="Ho et al. 2020", needs_discrete=True),
-    "uniform": Entry(paper="Song et al. 2021; Kingma et al. 2021"),
+    "uniform": Entry(paper="Song et al. 2021; Nichol & Dhariwal 2021; Kingma et al. 2021; Lipman et al. 2023", needs_uniform_time=True),
     "log_normal": Entry(paper="Karras et al. 2022", options=LogNormalOptions),
     "logit_normal": Entry(paper="Esser et al. 2024", options=LogitNormalOptions),
 }

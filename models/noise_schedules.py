@@ -28,6 +28,7 @@ class NoiseSchedule(nn.Module):
 
     scaling = "vp"
     timesteps = None  # number T of training timesteps t = 1..T for a discrete model
+    uniform_time = True  # its paper trains with t uniform in its own time
 
     def edm_sigma(self, t):
         raise NotImplementedError
@@ -160,9 +161,10 @@ class VE(NoiseSchedule):
 
 
 class EDM(NoiseSchedule):
-    """Karras et al. 2022: sigma(t) = t, s(t) = 1, t in [0.002, 80]."""
+    """Karras et al. 2022: sigma(t) = t, s(t) = 1, t in [0.002, 80]; trained with log-normal sigma, never t uniform."""
 
     scaling = "ve"
+    uniform_time = False
 
     def __init__(self, sigma_min=0.002, sigma_max=80.0):
         super().__init__()

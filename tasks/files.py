@@ -1,6 +1,6 @@
 """Files written atomically (a reader never sees half a file): any binary file through `atomic_open`,
-and CSV, JSON and text; kept apart from tasks/report.py so that stages writing JSON do not import
-matplotlib."""
+and CSV, JSON and text, readable by the user's group and others as any file they write (the umask);
+kept apart from the figures so that stages writing JSON do not import matplotlib."""
 
 import contextlib
 import csv
@@ -8,19 +8,25 @@ import io
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
+
+UMASK = os.umask(0o022)  # read once, at import (before any thread), and put back at once
+os.umask(UMASK)
 
 
 @contextlib.contextmanager
 def atomic_open(path):
     """A binary file that replaces `path` only once fully written: a temporary file in the same
-    folder, flushed and fsync'ed, then os.replace'd; on any error it is removed and `path` untouched."""
+    folder, given the mode a plain open would (0o666 less the umask, where mkstemp makes 0o600),
+    flushed and fsync'ed, then os.replace'd; on any error it is removed and `path` untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:
+            os.fchmod(file.fileno(), 0o666 & ~UMASK)
             yield file
             file.flush()
             os.fsync(file.fileno())
@@ -28,6 +34,11 @@ def atomic_open(path):
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def file_name(label):
+    """A cell label such as "heun/karras/8" as a file name."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label)
 
 
 def write_csv(rows, path, columns):

@@ -141,12 +141,17 @@ def training_identity(config, images):
     return digest(settings, tensors_digest(images), files_digest(source_files("tasks.train", into=COMPUTING)))
 
 
+CELL_CODE = ("tasks.cells", "tasks.train", "tasks.features")  # what computes a cell: sampling and scoring, the denoiser, the features
+
+
 def cell_files(solver):
-    """The files a cell of `solver` runs: every file the evaluate stage computes with, of the solver
-    modules only its algorithm's module and what that imports. The solver table (which imports them
-    all) and the declarations of models/axes.py (which only check options, but for a solver's calls
-    per step, which decide its grid) count by the solver's own entry and declaration: `cell_code`."""
-    common = {f for f in computation_files("flows.evaluate") if not f.startswith("models/solvers/") and f != DECLARATIONS}
+    """The files a cell of `solver` runs: those that `CELL_CODE` imports from models/ and tasks/ (not
+    what shows a cell: figures, MLflow runs, paths), of the solver modules only its algorithm's module
+    and what that imports. The solver table (which imports them all) and the declarations of
+    models/axes.py (which only check options, but for a solver's calls per step, which decide its
+    grid) count by the solver's own entry and declaration: `cell_code`."""
+    computing = set().union(*(source_files(module, into=COMPUTING) for module in CELL_CODE))
+    common = {f for f in computing if not f.startswith("models/solvers/") and f != DECLARATIONS}
     own = source_files(solver.algorithm.__module__, into=COMPUTING, skip={SOLVER_TABLE, DECLARATIONS})
     return common | {f for f in own if f.startswith("models/solvers/")}
 

@@ -1,8 +1,8 @@
-"""The study's result files: each configuration's results/<name>/ (cells.json, fid.csv,
-summary.json, measured_order.csv, its three figures and convergence pictures) written by its
-evaluation, and reports/ (the figures of every configuration, fid_vs_nfe.csv, best.csv,
-measured_order.csv/.md, ablations.csv/.md, summary.json, sample grids, convergence pictures)
-written from them."""
+"""The study's result files: each configuration's results/<name>/ (cells.json with the training it
+was computed from, fid.csv, summary.json, measured_order.csv, noise_levels.json, its three figures
+and convergence pictures) written by its evaluation, and reports/ (the figures of every
+configuration, fid_vs_nfe.csv, best.csv, measured_order.csv/.md, ablations.csv/.md, summary.json,
+training_noise_levels.png, sample grids, convergence pictures) written from them."""
 
 import json
 import math
@@ -10,26 +10,20 @@ import shutil
 
 import matplotlib.image
 
-from .files import write_csv, write_json, write_text
-from .report import (
-    ABLATION_COLUMNS,
-    COLUMNS,
-    ablation_markdown,
-    ablation_table,
-    best_per_budget,
+from .analysis import ABLATION_COLUMNS, ablation_table, best_per_budget, convergence_checks, measured_orders, summary, variant
+from .figures import (
     convergence_figure,
     fid_vs_nfe_figure,
     fid_vs_ode_error_figure,
-    file_name,
-    measured_orders,
+    noise_levels_figure,
     ode_error_figure,
-    orders_markdown,
     reference_samples_figure,
     save_figure,
-    summary,
-    variant,
 )
+from .files import file_name, write_csv, write_json, write_text
+from .markdown import ablation_markdown, orders_markdown
 
+COLUMNS = ["configuration", "solver", "step_schedule", "clipping", "series", "budget", "nfe", "fid", "fid_se", "ode_error", "seconds"]
 BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid", "fid_se", "runner_up", "within_spread", "failed"]
 ORDER_COLUMNS = ["configuration", "series", "order", "measured_order", "over_nfe", "slopes", "ode_error_at_most_nfe"]
 FIGURES = {  # file -> the figure of rows, the data floor, failures and a layout
@@ -37,6 +31,7 @@ FIGURES = {  # file -> the figure of rows, the data floor, failures and a layout
     "ode_error_vs_nfe.png": lambda rows, floor, failures, layout: ode_error_figure(rows, failures, layout),
     "fid_vs_ode_error.png": lambda rows, floor, failures, layout: fid_vs_ode_error_figure(rows, failures, layout),
 }
+NOISE_AXES = {"noise_sampling", "noise_schedule"}  # the ablations whose training noise levels the report draws
 
 
 def save_figures(rows, floor, failures, folder, layout=None):
@@ -51,17 +46,21 @@ def convergence_file(model):
     return f"convergence-{file_name(model)}.png"
 
 
-def write_results(rows, floor, folder, failure=None, samples=None):
-    """A configuration's results under `folder`: cells.json (every row; `failed` if its training
-    diverged), fid.csv (the grid, for plots), summary.json (DVC metrics), measured_order.csv, the
-    three figures (`FIGURES`) and per model its convergence picture from `samples` (label -> the
-    first samples of each cell). The files to log with its run come back."""
+def write_results(rows, floor, folder, training, failure=None, samples=None, noise_levels=None):
+    """A configuration's results under `folder`: cells.json (the `training` identity they come from,
+    every row; `failed` if its training diverged), fid.csv (the grid, for plots), summary.json (DVC
+    metrics), measured_order.csv, noise_levels.json (`tasks.noise_levels`), the three figures
+    (`FIGURES`) and per model its convergence picture from `samples` (label -> the first samples of
+    each cell). The files to log with its run come back."""
     name = folder.name
-    write_json({"data_floor_fid": floor, "cells": rows, **({"failed": failure} if failure else {})}, folder / "cells.json")
+    results = {"training": training, "data_floor_fid": floor, "cells": rows, **({"failed": failure} if failure else {})}
+    write_json(results, folder / "cells.json")
     write_csv([row for row in rows if not row["reference"]], folder / "fid.csv", COLUMNS)
     failures = {name: failure} if failure else None
     write_json(summary(rows, floor, failures), folder / "summary.json")
     write_csv(measured_orders(rows), folder / "measured_order.csv", ORDER_COLUMNS)
+    if noise_levels is not None:
+        write_json(noise_levels, folder / "noise_levels.json")
     (folder / "samples").mkdir(parents=True, exist_ok=True)
     pictures = []
     for model in dict.fromkeys(variant(row) for row in rows):
@@ -70,28 +69,58 @@ def write_results(rows, floor, folder, failure=None, samples=None):
     return [folder / "cells.json", folder / "measured_order.csv", *save_figures(rows, floor, failures, folder), *pictures]
 
 
-def read_results(names, workspace):
-    """(rows, failures): the rows of every configuration in `names` from results/<name>/cells.json
-    (a null FID read as NaN), and configuration -> message for those whose training failed."""
-    rows, failures = [], {}
-    for name in names:
+class StaleResults(ValueError):
+    """Results of a configuration computed from another training than its current one."""
+
+
+def read_results(trainings, workspace):
+    """(rows, failures, noise levels): the rows of every configuration of `trainings` (name -> its
+    current training identity) from results/<name>/cells.json (a null FID read as NaN), configuration
+    -> message for those whose training failed, and configuration -> its noise_levels.json. Results
+    of another training than the current one are refused (`StaleResults`), naming the configuration
+    and the command that brings them up to date."""
+    rows, failures, levels = [], {}, {}
+    for name, training in trainings.items():
         path = workspace.results(name) / "cells.json"
         if not path.is_file():
-            raise FileNotFoundError(f"report: {path} is missing; run the evaluate@{name} stage first")
+            raise FileNotFoundError(f"report: {path} is missing; run `python -m flows.evaluate --configuration {name}` first")
         results = json.loads(path.read_text())
+        if results.get("training") != training:
+            raise StaleResults(
+                f"report: results of configuration {name!r} ({path}) were computed from training {results.get('training')}, "
+                f"but it now trains as {training} (its settings, data or training code changed): run "
+                f"`python -m flows.train --configuration {name}` and `python -m flows.evaluate --configuration {name}` "
+                "(or `bin/study`), then the report"
+            )
         if "failed" in results:
             failures[name] = results["failed"]
         rows += [{**row, **{key: math.nan if row[key] is None else row[key] for key in ("fid", "fid_se")}} for row in results["cells"]]
-    return rows, failures
+        noise_levels = workspace.results(name) / "noise_levels.json"
+        if noise_levels.is_file():
+            levels[name] = json.loads(noise_levels.read_text())
+    return rows, failures, levels
 
 
-def write_report(rows, failures, floor, workspace, ablations=()):
+def noise_panels(noise_levels, ablations):
+    """(title, configuration -> noise levels) per ablation of noise sampling or noise schedule, or one
+    panel of every configuration when the study has no such ablation."""
+    panels = [
+        (f"{axis} from {members[0]}", {name: noise_levels[name] for name in members if name in noise_levels})
+        for axis, members, _ in ablations
+        if NOISE_AXES & set(axis.split(" & "))
+    ]
+    return [panel for panel in panels if panel[1]] or [("every configuration", noise_levels)]
+
+
+def write_report(rows, failures, floor, workspace, ablations=(), noise_levels=None):
     """reports/: the three figures (`FIGURES`), fid_vs_nfe.csv, best.csv, measured_order.csv and .md,
     summary.json, each model's convergence picture and the sample grids of its reference and best
     cell per budget; with `ablations` ((axis, configurations: the parent first, configuration -> its
     entry of the axis) each), the figures grouped by ablation, the tables ablations.csv and
-    ablations.md (empty without ablations); reference_samples.png. A failed configuration is marked
-    in the figures, best.csv and summary.json. The best cells come back."""
+    ablations.md (empty without ablations); reference_samples.png; and, for the ablations of noise
+    sampling and noise schedule, training_noise_levels.png from `noise_levels` (configuration -> its
+    noise_levels.json). A failed configuration is marked in the figures, best.csv and summary.json.
+    The best cells come back."""
     reports = workspace.reports
     grouped = {name for _, members, _ in ablations for name in members}
     others = [name for name in dict.fromkeys([row["configuration"] for row in rows] + list(failures)) if name not in grouped]
@@ -100,7 +129,8 @@ def write_report(rows, failures, floor, workspace, ablations=()):
     write_csv([row for row in rows if not row["reference"]], reports / "fid_vs_nfe.csv", COLUMNS)
     orders = measured_orders(rows)
     write_csv(orders, reports / "measured_order.csv", ORDER_COLUMNS)
-    write_text(orders_markdown(orders), reports / "measured_order.md")
+    checks = {model: convergence_checks([row for row in rows if variant(row) == model]) for model in dict.fromkeys(map(variant, rows))}
+    write_text(orders_markdown(orders, checks), reports / "measured_order.md")
     for model, name in {variant(row): row["configuration"] for row in rows}.items():
         target = reports / "convergence" / convergence_file(model)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +141,7 @@ def write_report(rows, failures, floor, workspace, ablations=()):
     tables = [ablation_table(rows, axis, members, entries) for axis, members, entries in ablations]
     write_csv([line for table in tables for line in table], reports / "ablations.csv", ABLATION_COLUMNS)
     write_text(ablation_markdown(tables, floor), reports / "ablations.md")
+    save_figure(noise_levels_figure(noise_panels(noise_levels or {}, ablations)), reports / "training_noise_levels.png")
     references = {variant(row): row for row in rows if row["reference"]}
     grids = {
         model: (

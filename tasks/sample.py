@@ -11,10 +11,19 @@ from models.clipping import Clipped
 from models.solvers import SOLVERS
 from models.step_schedules import grid_for_budget
 
+STREAMS = ("initial noise", "solver noise", "bootstrap")  # the random streams of an evaluation
+
+
+def stream_seed(seed, stream):
+    """The seed of one of an evaluation's random `STREAMS`, spawned from `seed` by NumPy's SeedSequence
+    (a spawn key per stream), so that no two streams draw the same numbers."""
+    return int(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(stream),)).generate_state(1, np.uint64)[0])
+
 
 def initial_noise(count, sample_shape, seed):
-    """The unit-variance noise every cell starts from (scaled by its own sigma_max)."""
-    return torch.randn(count, *sample_shape, generator=torch.Generator().manual_seed(seed))
+    """The unit-variance noise every cell starts from (scaled by its own sigma_max), from the
+    initial-noise stream of `seed`."""
+    return torch.randn(count, *sample_shape, generator=torch.Generator().manual_seed(stream_seed(seed, "initial noise")))
 
 
 def sample_generators(seed, first, count):

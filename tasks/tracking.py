@@ -23,7 +23,9 @@ from .workspace import store_root
 KEY = "study.key"
 OWNER = "study.owner"  # host:pid:process start time of the process that holds the run open
 EXPERIMENT_KIND, KIND = "mlflow.experimentKind", "custom_model_development"  # MLflow 3's UI: a model-training experiment
-SERIES, SUPERSEDED = "series", "superseded series"  # the `kind` tag of a series run: current, or of an earlier evaluation
+SERIES, SUPERSEDED, PENDING = "series", "superseded series", "pending series"  # a series run's `kind`: current, of an
+# earlier evaluation, or of an evaluation that has not finished
+EVALUATED = "study.evaluated"  # when the evaluation that made a series current finished (ns since the epoch)
 BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
@@ -112,7 +114,7 @@ def log_curve(client, run_id, name, points):
         client.log_batch(run_id, metrics=metrics[start : start + BATCH])
 
 
-CELL_METRICS = ("fid", "fid_se", "nfe", "seconds")  # and ode_error, where the cell measures it
+CELL_METRICS = ("fid", "fid_se", "nfe", "seconds")  # and ode_error and error_ratio, where the cell measures them
 SERIES_METRICS = ("fid", "fid_se", "ode_error")  # of a series run, each at step = NFE spent
 
 
@@ -124,11 +126,13 @@ def row_metrics(row, names, step):
 
 def log_cell(client, experiment_id, parent, key, row, tags):
     """A finished run named by the cell's label, nested under `parent`, with metrics fid, fid_se, nfe,
-    seconds and ode_error, param budget and `tags` plus solver, step_schedule, clipping and reference."""
+    seconds, ode_error and error_ratio (where measured), param budget and `tags` plus solver,
+    step_schedule, clipping and reference."""
     name = row["label"]
     cell_tags = {**tags, **{key: row[key] for key in ("solver", "step_schedule", "clipping")}, "reference": str(row["reference"])}
     run_id = run_for(client, experiment_id, key, name, parent=parent, tags=cell_tags)
-    client.log_batch(run_id, metrics=row_metrics(row, (*CELL_METRICS, "ode_error"), 0), params=[Param("budget", str(row["budget"]))])
+    metrics = row_metrics(row, (*CELL_METRICS, "ode_error", "error_ratio"), 0)
+    client.log_batch(run_id, metrics=metrics, params=[Param("budget", str(row["budget"]))])
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
@@ -140,7 +144,7 @@ def finished_run(client, experiment_id, key):
 
 
 def logged_cell(client, experiment_id, key):
-    """(run id, its metrics: `CELL_METRICS` and ode_error if measured) of the FINISHED cell run
+    """(run id, its metrics: `CELL_METRICS`, and ode_error and error_ratio if measured) of the FINISHED cell run
     tagged `key`, or None if there is none."""
     run = finished_run(client, experiment_id, key)
     if run is not None and set(CELL_METRICS) <= set(run.data.metrics):
@@ -150,23 +154,11 @@ def logged_cell(client, experiment_id, key):
 
 def series_run(client, experiment_id, parent, name, identities, tags):
     """The run of a (solver, step schedule) series of cells (`identities`: their identities), nested
-    under `parent` (the configuration's run), named `name`, with `tags` and kind=series: its cells
-    nest under it, and the same cells find it again (current again if it was superseded)."""
+    under `parent` (the configuration's run), named `name`, with `tags`: its cells nest under it, and
+    the same cells find it again. A new one is kind=pending series, out of the chart views until its
+    evaluation has finished (`make_current`)."""
     key = f"{client.get_run(parent).data.tags[KEY]}/series/{digest(identities)}/{name}"
-    run_id = run_for(client, experiment_id, key, name, parent=parent, tags={**tags, "kind": SERIES})
-    client.set_tag(run_id, "kind", SERIES)
-    return run_id
-
-
-def supersede_series(client, experiment_id, configuration, current):
-    """Tag kind=superseded series on every series run of `configuration` but the `current` run ids
-    (those of an earlier training or grid): kept, with their cells, but out of the chart view's
-    filter `tags.kind = 'series'`. Their ids come back."""
-    runs = client.search_runs([experiment_id], f"tags.kind = '{SERIES}' and tags.configuration = '{configuration}'", max_results=50000)
-    superseded = [run.info.run_id for run in runs if run.info.run_id not in set(current)]
-    for run_id in superseded:
-        client.set_tag(run_id, "kind", SUPERSEDED)
-    return superseded
+    return run_for(client, experiment_id, key, name, parent=parent, tags={**tags, "kind": PENDING})
 
 
 def log_series(client, run_id, rows):
@@ -175,6 +167,60 @@ def log_series(client, run_id, rows):
     if "fid" not in client.get_run(run_id).data.metrics:
         client.log_batch(run_id, metrics=[metric for row in rows for metric in row_metrics(row, SERIES_METRICS, row["nfe"])])
     client.set_terminated(run_id, "FINISHED")
+
+
+def open_series(client, experiment_id, parent, configuration, grid, identities, tags):
+    """Series name -> the run of each (solver, step schedule) series of the non-reference cells of
+    `grid` (`series_run`; `identities`: cell label -> identity) under the configuration's run `parent`."""
+    members = {}
+    for cell in grid:
+        if not cell.reference:
+            members.setdefault(cell.series, []).append(cell)
+    return {
+        name: series_run(
+            client, experiment_id, parent, f"{configuration}: {name}", [identities[cell.label] for cell in own], {**tags, **own[0].tags}
+        )
+        for name, own in members.items()
+    }
+
+
+def close_series(client, experiment_id, configuration, series, rows):
+    """Log each series' points (`log_series`) from the evaluation's `rows`, then make them the
+    configuration's current series (`make_current`)."""
+    for name, run_id in series.items():
+        log_series(client, run_id, [row for row in rows if row["series"] == name and not row["reference"]])
+    make_current(client, experiment_id, configuration, series.values())
+
+
+def finish_run(client, run_id, files, status="FINISHED"):
+    """Log the `files` as artifacts of the run and end it with `status`."""
+    for path in files:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, status)
+
+
+def make_current(client, experiment_id, configuration, series):
+    """Once an evaluation of `configuration` has finished: its `series` run ids become kind=series,
+    stamped with the time, and every series of the configuration stamped earlier becomes kind=superseded
+    series (kept, with its cells, but out of the chart views' filter `tags.kind = 'series'`). Whatever
+    the order in which concurrent evaluations (queued DVC experiments) get here, the series of the one
+    stamped last stay current, and only they. The superseded run ids come back."""
+    stamp = time.time_ns()
+    for run_id in series:
+        client.set_tag(run_id, EVALUATED, str(stamp))
+        client.set_tag(run_id, "kind", SERIES)
+    current = client.search_runs([experiment_id], f"tags.kind = '{SERIES}' and tags.configuration = '{configuration}'", max_results=50000)
+    latest = max(int(run.data.tags.get(EVALUATED, 0)) for run in current)
+    superseded = [run.info.run_id for run in current if int(run.data.tags.get(EVALUATED, 0)) < latest]
+    for run_id in superseded:
+        client.set_tag(run_id, "kind", SUPERSEDED)
+    return superseded
+
+
+def cell_key(study, config, training, identity, label):
+    """The key of a cell's run: under its configuration run's key (`training`: the training identity),
+    the cell's `identity` (`tasks.cells.cell_identity`) and its label."""
+    return f"{configuration_key(study, config, training)}/{identity}/{label}"
 
 
 def configuration_key(study, config, identity):

@@ -48,7 +48,7 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
         model = build_model(config, tuple(images.shape[1:])).to(device)
     if config.compile:
         model.network.compile()  # in place: the state-dict keys stay those of the eager network
-    ema = EMA(model, decay=config.ema_decay, half_life_images=config.ema_half_life_images)
+    ema = EMA(model, decay=config.ema_decay, half_life_images=config.ema_half_life_images, rampup=config.ema_rampup)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     data_order = torch.Generator().manual_seed(config.seed)
     noise = torch.Generator().manual_seed(config.seed + 1)  # on CPU: the same draws on every device

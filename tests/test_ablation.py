@@ -18,6 +18,7 @@ from .test_params import create_files_it_reads
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRED = {"noise_schedule", "conditioning", "noise_sampling"}  # DDPM's discrete schedule, its index, its timesteps
+UNIFORM = {"noise_schedule", "noise_sampling"}  # t uniform, and a schedule whose paper draws it so
 
 
 def settings(config):
@@ -44,7 +45,26 @@ def test_a_shipped_study_covers_every_schedule_and_parameterization_one_axis_at_
             parent = settings(configurations[config.parent])
             differs = {key for key, value in settings(config).items() if value != parent[key]}
             assert differs == set(config.varies), config.name
-            assert len(config.varies) == 1 or (set(config.varies) == PAIRED and config.noise_schedule.entry.discrete), config.name
+            together = (set(config.varies) == PAIRED and config.noise_schedule.entry.discrete) or (
+                set(config.varies) == UNIFORM
+                and config.noise_sampling.entry.needs_uniform_time
+                and not configurations[config.parent].noise_schedule.entry.uniform_time
+            )
+            assert len(config.varies) == 1 or together, config.name
+
+
+@pytest.mark.parametrize("name", ["params.yaml", "profiles/cifar10.yaml"])
+def test_a_shipped_study_trains_every_noise_sampling_by_its_papers_recipe(name, tmp_path, monkeypatch):
+    """t uniform only on a schedule whose paper draws it so (never sigma uniform on EDM's [0.002, 80]),
+    and the noise-schedule ablation's parent one of them."""
+    monkeypatch.chdir(tmp_path)
+    create_files_it_reads(yaml.safe_load((ROOT / name).read_text()))
+    configurations = load_params(ROOT / name).train.configurations
+    for config in configurations.values():
+        if config.noise_sampling.name == "uniform":
+            assert config.noise_schedule.entry.uniform_time, config.name
+    (parent,) = {config.parent for config in configurations.values() if config.varies == ["noise_schedule"]}
+    assert configurations[parent].noise_sampling.name == "uniform" and configurations[parent].noise_schedule.name != "edm"
 
 
 def study(configurations):

@@ -80,9 +80,22 @@ def test_entries_that_need_a_discrete_schedule_refuse_a_continuous_one():
         NOISE_SAMPLING[name](4, discrete, torch.Generator())
         if entry.needs_discrete:
             with pytest.raises(ValueError, match="discrete"):
-                NOISE_SAMPLING[name](4, continuous, torch.Generator())
-        else:
-            NOISE_SAMPLING[name](4, continuous, torch.Generator())
+                NOISE_SAMPLING[name](4, NOISE_SCHEDULES["flow"](), torch.Generator())
+
+
+def test_schedules_trained_with_t_uniform_are_those_whose_implementation_draws_it():
+    """`uniform_time` is declared where the implementation accepts t uniform (not EDM's, whose time is
+    sigma), and the one noise sampling that needs it refuses every other schedule."""
+    declared = {name for name, entry in axes.NOISE_SCHEDULES.items() if entry.uniform_time}
+    assert declared == {name for name, schedule in NOISE_SCHEDULES.items() if schedule().uniform_time} == set(NOISE_SCHEDULES) - {"edm"}
+    for name, entry in axes.NOISE_SAMPLING.items():
+        for schedule_name, schedule in NOISE_SCHEDULES.items():
+            refused = entry.needs_uniform_time and schedule_name not in declared or entry.needs_discrete and schedule_name != "ddpm"
+            if refused:
+                with pytest.raises(ValueError):
+                    NOISE_SAMPLING[name](4, schedule(), torch.Generator())
+            else:
+                NOISE_SAMPLING[name](4, schedule(), torch.Generator())
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from flows.params import Evaluate
 from models.axes import SOLVERS as DECLARED
 from models.clipping import Clipped, clip, dynamic_threshold
 from models.noise_schedules import EDM
-from tasks.evaluate import cells
+from tasks.cells import cells
 from tasks.sample import sample
 
 

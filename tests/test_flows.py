@@ -23,8 +23,10 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main
 from flows.evaluate import evaluate_one
+from flows.report import report_study
 from flows.study import run_study
 from tasks.data import save_dataset
+from tasks.results import StaleResults
 from tasks.tracking import open_experiment
 from tasks.workspace import Workspace
 from tests.conftest import TINY
@@ -167,3 +169,76 @@ def running_loss(client):
     experiment = client.get_experiment_by_name("tiny") if Path(client.tracking_uri.removeprefix("sqlite:///")).is_file() else None
     runs = client.search_runs([experiment.experiment_id]) if experiment else []
     return bool(runs) and runs[0].info.status == "RUNNING" and "loss" in runs[0].data.metrics
+
+
+def test_a_grid_with_its_own_reference_nfe_measures_its_cells_against_that_reference(tmp_path, monkeypatch, prefect_api):
+    """A named grid's reference_nfe, from a fresh run: the reference is Heun at that NFE, measured
+    against twice and four times its steps, and the grid's cells against it; the default grid's own
+    reference_nfe is not used."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tmp_path / "params.yaml"
+    tiny = {**TINY["train"]["configurations"]["tiny"], "grid": "quick"}
+    evaluate = {**TINY["evaluate"], "reference_nfe": 255, "grids": {"quick": {"reference_nfe": 15}}}
+    params.write_text(yaml.safe_dump({**TINY, "train": {"configurations": {"tiny": tiny}}, "evaluate": evaluate}))
+    run_study(params=str(params), root=str(tmp_path))
+    rows = json.loads((Workspace(tmp_path).results("tiny") / "cells.json").read_text())["cells"]
+    (reference,) = [row for row in rows if row["reference"]]
+    assert (reference["label"], reference["nfe"]) == ("heun/karras/15", 15) and reference["error_ratio"] > 1
+    euler, ddim = [row for row in rows if not row["reference"]]
+    assert euler["ode_reference"] == "heun/karras/15" and euler["ode_error"] > 0
+    assert ddim["ode_reference"] is None and ddim["ode_error"] is None  # stochastic: measured against nothing
+    (check,) = json.loads((Workspace(tmp_path).results("tiny") / "summary.json").read_text())["configurations"]["tiny"]["ode_references"]
+    assert check["reference"] == "heun/karras/15" and check["error_ratio"] == reference["error_ratio"]
+
+
+def test_the_report_refuses_results_of_another_training_naming_the_configuration_and_the_command(tmp_path, monkeypatch, prefect_api):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY))
+    run_study(params=str(params), root=str(tmp_path))
+    report = Workspace(tmp_path).reports / "summary.json"
+    before = report.read_bytes()
+    with pytest.raises(StaleResults, match=r"configuration 'tiny'.*python -m flows.evaluate --configuration tiny"):
+        report_study(params=str(params), root=str(tmp_path), overrides={"train.configurations.tiny.lr": 0.5})
+    assert report.read_bytes() == before  # nothing written
+    report_study(params=str(params), root=str(tmp_path))  # the training they were computed from: accepted
+
+
+def current_series(client, experiment_id):
+    """{series run name: its fid points (NFE -> FID)} of the runs a saved view shows (kind=series)."""
+    runs = client.search_runs([experiment_id], "tags.kind = 'series'")
+    return {run.info.run_name: {p.step: p.value for p in client.get_metric_history(run.info.run_id, "fid")} for run in runs}
+
+
+def test_an_interrupted_evaluation_leaves_the_views_on_the_last_finished_one(tmp_path, monkeypatch, prefect_api):
+    """An evaluation of a new grid killed (SIGKILL) after it opened its series runs: the chart view
+    still shows exactly the series of the last finished evaluation, none of the killed one's; run again
+    to its end, exactly the new ones."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(TINY))
+    run_study(params=str(params), root=str(tmp_path))
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name("tiny").experiment_id
+    finished = current_series(client, experiment_id)
+    assert sorted(finished) == ["tiny: ddim[eta=1.0] / karras", "tiny: euler / karras"] and all(finished.values())
+    changed = {**TINY, "evaluate": {**TINY["evaluate"], "nfe": [4, 6], "reference_nfe": 1023}}  # a long reference: time to kill it
+    params.write_text(yaml.safe_dump(changed))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")} | {"PREFECT_API_URL": prefect_api}
+    command = [sys.executable, "-m", "flows.evaluate", "--params", str(params), "--root", str(tmp_path)]
+    with open(tmp_path / "evaluate.log", "w") as log:
+        child = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not client.search_runs([experiment_id], "tags.kind = 'pending series'"):
+            time.sleep(0.5)
+        assert child.poll() is None, (tmp_path / "evaluate.log").read_text()[-3000:]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal_module.SIGKILL)
+    child.wait()
+    assert current_series(client, experiment_id) == finished
+    done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    now = current_series(client, experiment_id)
+    assert sorted(now) == sorted(finished) and all(sorted(points) == [4, 6] for points in now.values())

@@ -52,11 +52,14 @@ def sigma_grid(schedule, n=1000):
 def weights(weighting, parameterization, schedule_name, **options):
     model = make_model(schedule_name, parameterization)
     s = sigma_grid(model.noise_schedule)
-    return Objective("uniform", weighting, weighting_options=options).weight(model, s), s
+    return Objective("log_normal", weighting, weighting_options=options).weight(model, s), s
 
 
 def compatible(sampling):
-    return ["ddpm"] if sampling == "uniform_discrete" else list(NOISE_SCHEDULES)
+    """The schedules `sampling` draws on: DDPM's timesteps need DDPM; t uniform needs a schedule trained so."""
+    if sampling == "uniform_discrete":
+        return ["ddpm"]
+    return [name for name in NOISE_SCHEDULES if sampling != "uniform" or schedule_named(name).uniform_time]
 
 
 SAMPLING_CASES = [(sampling, name) for sampling in NOISE_SAMPLING for name in compatible(sampling)]
@@ -153,22 +156,79 @@ def test_uniform_discrete_on_a_continuous_schedule_raises_naming_it(schedule_nam
         NOISE_SAMPLING["uniform_discrete"](10, schedule, torch.Generator().manual_seed(0))
 
 
-def test_log_normal_has_edms_statistics():
-    """Karras et al. 2022, Sec. 5: log(sigma) ~ N(-1.2, 1.2^2)."""
-    schedule = schedule_named("edm")
-    t = NOISE_SAMPLING["log_normal"](50_000, schedule, torch.Generator().manual_seed(0))
-    log_sigma = torch.log(schedule.edm_sigma(t))
-    assert log_sigma.mean().item() == pytest.approx(-1.2, abs=0.03)
-    assert log_sigma.std().item() == pytest.approx(1.2, abs=0.03)
+DRAWS = 50_000
+QUARTILES = (0.25, 0.5, 0.75)
+Z = {0.25: -0.6745, 0.5: 0.0, 0.75: 0.6745}  # quartiles of N(0, 1)
 
 
-def test_logit_normal_has_unit_normal_logits():
-    """Esser et al. 2024, Sec. 3.1: logit(t) ~ N(0, 1) on the flow schedule's time, rescaled to [0, 1]."""
-    schedule = schedule_named("flow")
-    t = NOISE_SAMPLING["logit_normal"](50_000, schedule, torch.Generator().manual_seed(0))
-    logits = torch.logit((t - schedule.t_min) / (schedule.t_max - schedule.t_min))
-    assert logits.mean().item() == pytest.approx(0.0, abs=0.03)
-    assert logits.std().item() == pytest.approx(1.0, abs=0.03)
+def drawn_sigmas(sampling, schedule, **options):
+    """EDM sigmas of the noise levels `sampling` draws on `schedule`, DRAWS of them."""
+    with torch.no_grad():
+        return schedule.edm_sigma(NOISE_SAMPLING[sampling](DRAWS, schedule, torch.Generator().manual_seed(0), **options)).double()
+
+
+def assert_quantiles(sigmas, expected):
+    """The share of `sigmas` at most each expected q-quantile `expected[q]` is q, to 0.01 (4.5 standard errors at DRAWS)."""
+    shares = {q: (sigmas <= value).double().mean().item() for q, value in expected.items()}
+    assert all(abs(share - q) <= 0.01 for q, share in shares.items()), shares
+
+
+@pytest.mark.parametrize("schedule_name", list(NOISE_SCHEDULES))
+@pytest.mark.parametrize("sampling, p_mean, p_std", [("log_normal", -1.2, 1.2), ("logit_normal", 0.0, 1.0)])
+def test_log_normal_and_logit_normal_draw_their_papers_log_sigma_on_every_schedule(sampling, p_mean, p_std, schedule_name):
+    """EDM (Karras et al. 2022, Sec. 5): log sigma ~ N(-1.2, 1.2^2). SD3 (Esser et al. 2024, eq. 19): the
+    rectified-flow time t = sigmoid(u), u ~ N(0, 1), whose sigma is t / (1 - t): log sigma = u, median
+    sigma 1, quartiles exp(+-0.674). Whatever the schedule's own time."""
+    expected = {q: math.exp(p_mean + p_std * Z[q]) for q in QUARTILES}
+    assert_quantiles(drawn_sigmas(sampling, schedule_named(schedule_name)), expected)
+
+
+def vp_sigma(log_alpha_bar):
+    return math.sqrt(math.expm1(-log_alpha_bar))
+
+
+def ddpm_sigma(timestep, beta_start=1e-4, beta_end=0.02, steps=1000):
+    """Ho et al. 2020: abar_t = prod_{s <= t} (1 - beta_s), betas linear."""
+    betas = [beta_start + (beta_end - beta_start) * i / (steps - 1) for i in range(steps)]
+    return vp_sigma(sum(math.log1p(-beta) for beta in betas[:timestep]))
+
+
+def cosine_sigma(t, s=0.008):
+    """Nichol & Dhariwal 2021, eq. 17: abar = f(t) / f(0), f(t) = cos((t + s)/(1 + s) pi/2)^2."""
+    f = lambda u: math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
+    return vp_sigma(math.log(f(t) / f(0)))
+
+
+PAPER_SIGMA = {  # the sigma of the time t in each schedule's paper, written here apart from models/noise_schedules.py
+    "ddpm": lambda t: math.exp(
+        (1 - t % 1) * math.log(ddpm_sigma(int(t))) + t % 1 * math.log(ddpm_sigma(min(int(t) + 1, 1000)))
+    ),  # between timesteps, log sigma linear
+    "vp_linear": lambda t: vp_sigma(-(0.1 * t + 0.5 * (20.0 - 0.1) * t**2)),  # Song et al. 2021, eq. 33: beta(t) = 0.1 + 19.9 t
+    "vp_cosine": cosine_sigma,
+    "ve": lambda t: 0.01 * (50 / 0.01) ** t,  # Song et al. 2021 (SMLD): sigma_min (sigma_max / sigma_min)^t
+    "flow": lambda t: t / (1 - t),  # Lipman et al. 2023: x_t = (1 - t) x0 + t eps
+    "learned": lambda t: math.exp((1 - t) * math.log(0.002) + t * math.log(80)),  # VDM, as initialised: linear in log-SNR
+}
+
+
+@pytest.mark.parametrize("schedule_name", [name for name in NOISE_SCHEDULES if name != "edm"])
+def test_uniform_draws_t_uniformly_in_each_schedules_own_time(schedule_name):
+    """Song et al. 2021, Nichol & Dhariwal 2021, Kingma et al. 2021, Lipman et al. 2023: t ~ U[t_min, t_max]
+    in the schedule's own time, so the q-quantile of sigma is the paper's sigma at t_min + q (t_max - t_min)."""
+    schedule = schedule_named(schedule_name)
+    expected = {q: PAPER_SIGMA[schedule_name](schedule.t_min + q * (schedule.t_max - schedule.t_min)) for q in QUARTILES}
+    assert_quantiles(drawn_sigmas("uniform", schedule), expected)
+
+
+def test_uniform_is_refused_on_edms_schedule_where_t_is_sigma():
+    """No paper trains EDM's schedule with t uniform: that is sigma uniform on [0.002, 80], median 40."""
+    with pytest.raises(ValueError, match="no paper's recipe on EDM"):
+        NOISE_SAMPLING["uniform"](10, schedule_named("edm"), torch.Generator().manual_seed(0))
+
+
+def test_uniform_discrete_draws_ddpms_timesteps_with_equal_probability():
+    """Ho et al. 2020, Alg. 1: t ~ Uniform({1, ..., T}); sigma at most that of timestep k: k / T of the draws."""
+    assert_quantiles(drawn_sigmas("uniform_discrete", schedule_named("ddpm")), {k / 1000: ddpm_sigma(k) for k in (250, 500, 750)})
 
 
 @pytest.mark.parametrize("sampling", list(NOISE_SAMPLING))

@@ -122,6 +122,14 @@ MALFORMED = {
         variant(("      weighting: edm", "      weighting: edm\n      conditioning: index")),
         ["train.configurations.edm.conditioning", "needs a discrete schedule", "(got 'index')"],
     ),
+    "t uniform on EDM's schedule, where t is sigma": (
+        variant(("      weighting: edm", "      weighting: edm\n      noise_sampling: uniform")),
+        ["train.configurations.edm.noise_sampling", "no paper trains noise_schedule 'edm' with t uniform", "vp_cosine", "(got 'uniform')"],
+    ),
+    "EMA ramp-up without a half-life": (
+        variant(("      ema_decay: 0.9\n      checkpoint", "      ema_decay: 0.9\n      ema_rampup: 0.05\n      checkpoint")),
+        ["train.configurations.edm.ema_rampup", "ramps up ema_half_life_images", "(got 0.05)"],
+    ),
     "unknown network option": (
         variant(("{channels: 8,", "{width: 8,")),
         ["train.configurations.edm.network.options", "'width'", "allowed: ['attention'"],

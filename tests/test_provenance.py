@@ -9,10 +9,12 @@ import pytest
 import torch
 import yaml
 
+from flows.params import Study
 from models import axes
 from models.solvers import SOLVERS
 from models.solvers.contract import Solver
 from models.solvers.runge_kutta import euler
+from tasks.cells import cell_identity, cells
 from tasks.provenance import CHECK_ONLY, PACKAGES, PROJECT, cell_code, cell_files, digest, imported_modules, source_files, tensors_digest
 
 DVC = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
@@ -48,7 +50,7 @@ def test_every_stage_depends_on_exactly_the_files_it_imports():
     assert dependency_problems(DVC) == []
 
 
-@pytest.mark.parametrize("stage, dep", [("train", "models/networks.py"), ("evaluate", "models/solvers"), ("report", "tasks/report.py")])
+@pytest.mark.parametrize("stage, dep", [("train", "models/networks.py"), ("evaluate", "models/solvers"), ("report", "tasks/figures.py")])
 def test_a_dep_taken_out_of_dvc_yaml_is_named(stage, dep):
     broken = copy.deepcopy(DVC)
     stage_definitions(broken)[stage]["deps"].remove(dep)
@@ -88,10 +90,10 @@ from .. import axes
 
 
 def late():
-    from tasks.report import sample_grid
+    from tasks.images import sample_grid
 """
     modules = imported_modules(source, "models.solvers")
-    assert {"models.fid", "models.solvers.contract", "models.axes", "tasks.report"} <= set(modules)
+    assert {"models.fid", "models.solvers.contract", "models.axes", "tasks.images"} <= set(modules)
     assert "models.solvers.contract.steps" in modules and "models.solvers" not in modules
 
 
@@ -138,3 +140,33 @@ def test_digests_follow_content_not_identity():
 
 def test_source_files_of_a_module_outside_the_project_is_empty():
     assert source_files("torch.nn") == set()
+
+
+def test_a_cell_names_the_code_that_computes_it_and_nothing_that_shows_it():
+    files = cell_files(SOLVERS["heun"])
+    assert {"tasks/cells.py", "tasks/sample.py", "tasks/train.py", "tasks/features.py", "models/fid.py"} <= files
+    shows = {"tasks/figures.py", "tasks/images.py", "tasks/markdown.py", "tasks/analysis.py", "tasks/results.py", "tasks/tracking.py"}
+    assert not files & (shows | {"tasks/evaluate.py", "tasks/mlflow_views.py", "tasks/workspace.py"})
+    assert not [f for f in files if f.startswith("flows/")]
+
+
+def test_a_deterministic_cell_names_its_reference_and_a_stochastic_cell_none(monkeypatch):
+    """Heun's declaration (its code, as `cell_code` counts it) changed: the reference, Heun's cell and
+    every other deterministic cell get a new identity, the stochastic one keeps its own; so does a
+    grid's reference_nfe."""
+    study = Study.model_validate(
+        {
+            "train": {"configurations": {"tiny": {}}},
+            "evaluate": {"solvers": ["euler", "euler_ancestral", "heun"], "step_schedules": ["karras"], "nfe": [8], "reference_nfe": 63},
+        }
+    )
+    grid = cells(study.evaluate, "tiny")
+    identities = lambda study, grid: {cell.label: cell_identity(study, cell, "weights", "features") for cell in grid}
+    before = identities(study, grid)
+    monkeypatch.setitem(axes.SOLVERS, "heun", dataclasses.replace(axes.SOLVERS["heun"], paper="edited"))
+    after = identities(study, grid)
+    assert {label for label in before if before[label] != after[label]} == {"heun/karras/63", "euler/karras/8", "heun/karras/8"}
+    monkeypatch.undo()
+    finer = study.model_copy(update={"evaluate": study.evaluate.model_copy(update={"reference_nfe": 127})})
+    moved = identities(finer, cells(finer.evaluate, "tiny"))
+    assert moved["euler_ancestral/karras/8"] == before["euler_ancestral/karras/8"] and moved["euler/karras/8"] != before["euler/karras/8"]

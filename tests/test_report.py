@@ -9,24 +9,17 @@ import matplotlib.image
 import pytest
 import torch
 
+from tasks.analysis import ablation_table, best_per_budget, convergence_checks, measured_orders, summary
+from tasks.figures import fid_vs_nfe_figure, save_figure
 from tasks.files import write_csv, write_json
-from tasks.report import (
-    ablation_markdown,
-    ablation_table,
-    best_per_budget,
-    convergence_checks,
-    fid_vs_nfe_figure,
-    measured_orders,
-    orders_markdown,
-    sample_grid,
-    sample_grid_array,
-    save_figure,
-    summary,
-)
+from tasks.images import sample_grid, sample_grid_array
+from tasks.markdown import ablation_markdown, orders_markdown
 
 
-def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False, clipping="none", ode_error=None, bootstrap=()):
-    """A row as `tasks.evaluate.Cell.row` makes it; the ODE reference of every cell is "reference"."""
+def row(
+    configuration, solver, step_schedule, budget, nfe, fid, reference=False, clipping="none", ode_error=None, bootstrap=(), error_ratio=None
+):
+    """A row as `tasks.cells.Cell.row` makes it; the ODE reference of every cell is "reference"."""
     label = f"{solver}/{step_schedule}/{budget}" + (f"/{clipping}" if clipping != "none" else "")
     return dict(
         configuration=configuration,
@@ -42,6 +35,7 @@ def row(configuration, solver, step_schedule, budget, nfe, fid, reference=False,
         fid_bootstrap=list(bootstrap),
         ode_error=ode_error,
         ode_reference="reference" if not reference else label,
+        error_ratio=error_ratio,
         seconds=0.1,
         reference=reference,
         label="reference" if reference else label,
@@ -296,13 +290,41 @@ def test_the_measured_order_is_the_slope_over_the_asymptotic_range():
     assert (snapped["slopes"], snapped["measured_order"]) == ("4-8: 1.00 8-16: 1.00", pytest.approx(1.0))
 
 
-def test_the_reference_converged_when_its_solution_error_is_at_most_a_tenth_of_the_smallest():
-    """Heun (order 2) at N differs by d from Heun at 2N, whose own error is then about d / 3."""
-    reference = {**row("edm", "heun", "karras", 255, 255, 2.0, reference=True, ode_error=0.003), "label": "reference"}
+def test_a_measured_order_needs_three_budgets_that_agree():
+    """Two budgets make one slope, not an order: n/a; so do three whose last slope disagrees with the one before."""
+    two = [row("edm", "heun", "karras", nfe, nfe, 10.0, ode_error=1 / nfe**2) for nfe in (8, 16)]
+    (line,) = measured_orders(two)
+    assert math.isnan(line["measured_order"]) and line["over_nfe"] == "" and line["slopes"] == "8-16: 2.00"
+    assert "| edm | heun / karras | 2 | n/a |  | 8-16: 2.00 |" in orders_markdown([line])
+    bent = [row("edm", "heun", "karras", nfe, nfe, 10.0, ode_error=error) for nfe, error in ((4, 1.0), (8, 1 / 4), (16, 1 / 256))]
+    assert math.isnan(measured_orders(bent)[0]["measured_order"])  # slopes 2 then 6
+    three = [row("edm", "heun", "karras", nfe, nfe, 10.0, ode_error=1 / nfe**2) for nfe in (8, 16, 32)]
+    assert measured_orders(three)[0]["measured_order"] == pytest.approx(2.0)
+
+
+def test_the_reference_converged_when_its_ratio_is_near_2_to_its_order_and_its_solution_error_a_tenth_of_the_smallest():
+    """Heun (order 2) at N differs by d from Heun at 2N, and that by d / r from Heun at 4N: the measured
+    ratio r (near 4) puts the solution's own error at d / (r - 1)."""
+    reference = {**row("edm", "heun", "karras", 255, 255, 2.0, reference=True, ode_error=0.003, error_ratio=4.0), "label": "reference"}
     cells = [row("edm", "heun", "karras", nfe, nfe, 10.0, ode_error=error) for nfe, error in ((8, 0.1), (16, 0.01))]
     (check,) = convergence_checks([reference, *cells])
-    assert check == dict(reference="reference", reference_error=0.003, solution_error=0.001, smallest_ode_error=0.01, converged=True)
+    assert check == dict(
+        reference="reference",
+        reference_error=0.003,
+        error_ratio=4.0,
+        measured_order=2.0,
+        expected_order=2,
+        ratio_as_expected=True,
+        solution_error=0.001,
+        smallest_ode_error=0.01,
+        converged=True,
+    )
     (check,) = convergence_checks([{**reference, "ode_error": 0.0031}, *cells])
-    assert check["converged"] is False
+    assert check["converged"] is False and check["ratio_as_expected"] is True
+    (check,) = convergence_checks([{**reference, "error_ratio": 2.5}, *cells])  # order 1.32, not 2: the solution's error is not Heun's
+    assert check["ratio_as_expected"] is False and check["converged"] is False and check["solution_error"] == pytest.approx(0.002)
+    (check,) = convergence_checks([{**reference, "error_ratio": 0.9}, *cells])  # a finer solution that moves more: no convergence
+    assert check["solution_error"] == math.inf and check["converged"] is False
+    assert "| edm | reference | 3.00e-03 | 0.90 | -0.15 | inf | 1.00e-02 | **NO** |" in orders_markdown([], {"edm": [check]})
     (check,) = convergence_checks([reference, row("edm", "ddpm", "karras", 8, 8, 10.0)])  # stochastic only: nothing to check
     assert check["converged"] is None and check["smallest_ode_error"] is None

@@ -8,7 +8,7 @@ from models.axes import SolverChoice
 from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.solvers import SOLVERS
-from tasks.evaluate import Cell, cells
+from tasks.cells import Cell, cells
 from tasks.sample import initial_noise, sample
 
 
@@ -60,7 +60,16 @@ def test_a_step_schedule_that_moves_the_grid_ends_gets_a_reference_over_the_same
     references, grid = every[:2], every[2:]
     assert [r.label for r in references] == ["heun/karras/255", "heun/karras[sigma_min=0.2]/255"]  # the model's own range first
     assert all(r.reference for r in references) and not any(c.reference for c in grid)
-    assert [c.ode_reference(255).label for c in grid] == ["heun/karras[sigma_min=0.2]/255", "heun/karras/255"]
-    assert Cell("tiny", SolverChoice(name="ddim", options={"eta": 0.5}), *grid[0][2:4]).deterministic is False
-    assert Cell("tiny", SolverChoice(name="euler_ancestral", options={"eta": 0.0}), *grid[0][2:4]).deterministic is True
-    assert Cell("tiny", SolverChoice(name="heun", options={"s_churn": 1.0}), *grid[0][2:4]).deterministic is False
+    assert [c.ode_reference.label for c in grid] == ["heun/karras[sigma_min=0.2]/255", "heun/karras/255"]
+    assert Cell("tiny", SolverChoice(name="ddim", options={"eta": 0.5}), *grid[0][2:5]).deterministic is False
+    assert Cell("tiny", SolverChoice(name="euler_ancestral", options={"eta": 0.0}), *grid[0][2:5]).deterministic is True
+    assert Cell("tiny", SolverChoice(name="heun", options={"s_churn": 1.0}), *grid[0][2:5]).deterministic is False
+
+
+def test_stochastic_cells_ask_for_no_reference_of_their_own_but_the_model_keeps_its_own():
+    """A stochastic cell solves no ODE: its moved sigma range asks for no reference, and it is measured
+    against none; the model's own reference (its FID is the model's) is there all the same."""
+    evaluate = Evaluate(solvers=["ddpm"], step_schedules=["karras", {"name": "karras", "options": {"sigma_min": 0.1}}], nfe=[8])
+    every = cells(evaluate, "tiny")
+    assert [cell.label for cell in every if cell.reference] == ["heun/karras/255"]
+    assert all(cell.ode_reference is None for cell in every if not cell.reference)

@@ -200,18 +200,23 @@ def cells(repo, configuration):
 
 @pytest.fixture(scope="module")
 def changes(study, tmp_path_factory):
-    """A copy of the reproduced study (its git tree, DVC cache and MLflow store) taken through three
-    changes, each followed by a run: a DVC experiment that trains eps to predict x0 instead, dpmpp_2m made
-    an alias of euler (`python -m flows.repro`), then a network change (a U-Net block's output scaled
-    by 1/sqrt(2)). {change: (output, {configuration: cells before the run}, {configuration: cells after})}."""
+    """A copy of the reproduced study (its git tree, DVC cache and MLflow store) taken through five
+    changes, each followed by a run: a DVC experiment that trains eps to predict x0 instead, a change
+    to Heun's correction (the reference's solver; `python -m flows.repro`), dpmpp_2m made an alias of
+    euler, a network change (a U-Net block's output scaled by 1/sqrt(2)), then the colour of a figure's
+    line. {change: (output, {configuration: cells before the run}, {configuration: cells after}, the
+    report's fid_vs_nfe.png after)}."""
     repo = tmp_path_factory.mktemp("changed") / "repo"
     shutil.copytree(study[0], repo, symlinks=True, ignore=shutil.ignore_patterns(".prefect-home"))
     env = {**study[1], "PREFECT_HOME": str(repo / ".prefect-home")}
     solvers, networks = repo / "models" / "solvers" / "__init__.py", repo / "models" / "networks.py"
+    runge_kutta, figures = repo / "models" / "solvers" / "runge_kutta.py", repo / "tasks" / "figures.py"
     edits = {
         "experiment": None,
+        "heun": (runge_kutta, "(d + d_next) / 2", "(0.49 * d + 0.51 * d_next)"),  # dpmpp_2m's code is not in its module
         "solver": (solvers, 'Solver("dpmpp_2m", dpmpp_2m', 'Solver("dpmpp_2m", euler'),
         "network": (networks, "return h + self.skip(x)", "return (h + self.skip(x)) / math.sqrt(2)"),
+        "figure": (figures, 'axes.axhline(row["fid"], color="black"', 'axes.axhline(row["fid"], color="red"'),
     }
     outcome = {}
     for change, edit in edits.items():
@@ -223,7 +228,8 @@ def changes(study, tmp_path_factory):
             assert path.read_text().count(old) == 1, old
             path.write_text(path.read_text().replace(old, new))
             output = run([sys.executable, "-m", "flows.repro"], repo, env)
-        outcome[change] = (output, before, {name: cells(repo, name) for name in ("edm", "eps")})
+        after = {name: cells(repo, name) for name in ("edm", "eps")}
+        outcome[change] = (output, before, after, (repo / "reports" / "fid_vs_nfe.png").read_bytes())
     return repo, outcome
 
 
@@ -231,7 +237,7 @@ def test_a_changed_configuration_is_the_only_one_trained_and_sampled_again(chang
     """`dvc exp run -S train.configurations.eps.parameterization=x0` re-runs the train, evaluate and
     report stages, which train and sample eps only: edm's checkpoint and cells are reused."""
     _, outcome = changes
-    output, before, after = outcome["experiment"]
+    output, before, after, _ = outcome["experiment"]
     assert sorted(ran(output)) == ["evaluate", "report", "train"]
     assert "edm: trained before by the same computation [reused]" in output
     assert "eps: checkpoints" in output and "hold other settings" in output  # new settings: trained from scratch
@@ -245,7 +251,7 @@ def test_a_changed_solver_recomputes_its_cells_and_reuses_the_others(changes):
     dpmpp_2m cells are recomputed and now equal euler's, the other cells are read back from MLflow, and
     the runs of the old dpmpp_2m cells are still there, as they were."""
     repo, outcome = changes
-    output, before, after = outcome["solver"]
+    output, before, after, _ = outcome["solver"]
     assert sorted(ran(output)) == ["evaluate", "report"]
     for name in ("edm", "eps"):
         for (solver, schedule, budget), row in after[name].items():
@@ -271,7 +277,7 @@ def test_a_changed_network_retrains_and_recomputes_every_cell(changes):
     cell; the data and the FID features stay. MLflow's chart views see only the last evaluation's
     series: those of the earlier trainings are superseded, and kept."""
     repo, outcome = changes
-    output, before, after = outcome["network"]
+    output, before, after, _ = outcome["network"]
     assert sorted(ran(output)) == ["evaluate", "report", "train"]
     assert output.count("hold other settings") == 2 and "resuming at step" not in output
     assert "[reused" not in output
@@ -283,12 +289,38 @@ def test_a_changed_network_retrains_and_recomputes_every_cell(changes):
     assert sorted(run.info.run_name for run in current) == sorted(
         f"{n}: {s} / karras" for n in ("edm", "eps") for s in ("dpmpp_2m", "euler", "heun")
     )
+    latest = outcome["figure"][2]  # the cells of the last evaluation of the fixture's changes
     for run in current:
         history = {point.step: point.value for point in client.get_metric_history(run.info.run_id, "fid")}
         name, series = run.info.run_name.split(": ")
-        assert history == {row["nfe"]: row["fid"] for row in after[name].values() if row["series"] == series and not row["reference"]}
+        assert history == {row["nfe"]: row["fid"] for row in latest[name].values() if row["series"] == series and not row["reference"]}
     superseded = client.search_runs([experiment], "tags.kind = 'superseded series'", max_results=1000)
-    assert len(superseded) >= 3 + 2 + 6  # eps's 3 by the experiment, the 2 of dpmpp_2m by the alias, all 6 by the network
+    assert len(superseded) >= 3 + 6 + 2 + 6  # eps's 3 (experiment), all 6 (Heun), dpmpp_2m's 2 (alias), all 6 (network)
+
+
+def test_a_changed_reference_solver_recomputes_every_deterministic_cells_ode_error(changes):
+    """Heun's code is the reference's: every deterministic cell is measured against its solution, so
+    none is reused, dpmpp_2m's (whose own module is another) neither; euler's and dpmpp_2m's samples
+    are what they were (same FID), their distance to the new solution is not."""
+    _, outcome = changes
+    output, before, after, _ = outcome["heun"]
+    assert sorted(ran(output)) == ["evaluate", "report"] and "[reused" not in output
+    for name in ("edm", "eps"):
+        for cell, row in after[name].items():
+            assert row["ode_error"] != before[name][cell]["ode_error"], (name, cell)
+            if cell[0] in ("euler", "dpmpp_2m"):
+                assert row["fid"] == before[name][cell]["fid"], (name, cell)
+
+
+def test_a_changed_figure_reuses_every_cell_and_redraws_the_report(changes):
+    """A figure's colour is not what computes a cell: the evaluate stage reads every cell back from
+    MLflow, and the report is drawn again."""
+    _, outcome = changes
+    output, before, after, figure = outcome["figure"]
+    assert sorted(ran(output)) == ["evaluate", "report"]
+    spent = re.findall(r"(?:edm|eps): \S+ spent NFE .*", output)
+    assert len(spent) == 2 * (6 + 1) and all("[reused" in line for line in spent)
+    assert after == before and figure != outcome["network"][3]
 
 
 def test_an_experiment_with_a_changed_parameter_runs(study):
@@ -376,16 +408,17 @@ def test_a_deployment_run_on_a_worker_gives_the_repro_results_and_logs_to_an_mlf
 
 
 def test_queued_experiments_run_and_log_to_the_repository_store(study):
-    """`dvc exp run --queue` x 2 and `dvc queue start -j 2`: each experiment runs in a temporary
-    copy under .dvc/tmp/exps, and its MLflow runs land in the repository's own mlflow.db (whether
-    the two ran at the same time is not checked: each runs only the report, a few seconds)."""
+    """`dvc exp run --queue` x 2, each evaluating another grid, and `dvc queue start -j 2`: each
+    experiment runs in a temporary copy under .dvc/tmp/exps, its MLflow runs land in the repository's
+    own mlflow.db, and each configuration's chart view shows exactly the finished series of one of
+    the two evaluations, whichever made them current last."""
     repo, env, _, _, _ = study
     run(["git", "add", "-A"], repo, env)  # dvc.lock and DVC's .gitignore entries, committed as after any repro
     run(["git", "commit", "-qm", "reproduced"], repo, env)
-    for name in ("queued-a", "queued-b"):
-        run([sys.executable, "-m", "dvc", "exp", "run", "--queue", "-S", f"mlflow.experiment={name}"], repo, env)
+    for budgets in ("[4]", "[8]"):
+        run([sys.executable, "-m", "dvc", "exp", "run", "--queue", "-S", f"evaluate.nfe={budgets}"], repo, env)
     run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], repo, env)
-    deadline, status = time.monotonic() + 600, ""
+    deadline, status = time.monotonic() + 900, ""
     while time.monotonic() < deadline:
         status = run([sys.executable, "-m", "dvc", "queue", "status"], repo, env)
         if status.count("Success") + status.count("Failed") >= 2:
@@ -393,6 +426,13 @@ def test_queued_experiments_run_and_log_to_the_repository_store(study):
         time.sleep(3)
     assert status.count("Success") == 2, status
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    for name in ("queued-a", "queued-b"):
-        runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
-        assert [(r.info.run_name, r.info.status) for r in runs] == [("report", "FINISHED")]
+    name = yaml.safe_load((repo / "params.yaml").read_text())["mlflow"]["experiment"]
+    experiment_id = client.get_experiment_by_name(name).experiment_id
+    reports = client.search_runs([experiment_id], "attributes.run_name = 'report'", max_results=100)
+    assert len(reports) >= 2 and {run.info.status for run in reports} == {"FINISHED"}
+    for configuration in ("edm", "eps"):
+        current = client.search_runs([experiment_id], f"tags.kind = 'series' and tags.configuration = '{configuration}'")
+        assert len(current) == 3 and {run.info.status for run in current} == {"FINISHED"}, configuration
+        steps = [[point.step for point in client.get_metric_history(run.info.run_id, "fid")] for run in current]
+        assert all(len(points) == 1 for points in steps), steps  # one budget each: finished, from one grid
+        assert all(points[0] <= 4 for points in steps) or all(points[0] >= 7 for points in steps), (configuration, steps)

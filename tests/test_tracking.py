@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,10 @@ from tasks.tracking import (
     experiment,
     log_cell,
     log_series,
+    make_current,
     open_experiment,
     run_for,
     series_run,
-    supersede_series,
     tracking_uri,
 )
 from tasks.workspace import store_root
@@ -85,6 +86,8 @@ def test_a_series_run_holds_one_point_per_budget_at_step_nfe_for_the_chart_view(
     for _ in range(2):  # the same cells again: the same run, logged once
         run_id = series_run(client, experiment_id, parent, "edm: heun / karras", ["a", "b", "c"], {"configuration": "edm"})
         log_series(client, run_id, rows)
+    assert client.search_runs([experiment_id], "tags.kind = 'series'") == []  # pending until its evaluation has finished
+    make_current(client, experiment_id, "edm", [run_id])
     (series,) = client.search_runs([experiment_id], "tags.kind = 'series'")
     assert series.info.run_name == "edm: heun / karras" and series.data.tags["mlflow.parentRunId"] == parent
     assert series.info.status == "FINISHED"
@@ -94,11 +97,34 @@ def test_a_series_run_holds_one_point_per_budget_at_step_nfe_for_the_chart_view(
     other = series_run(client, experiment_id, parent, "edm: heun / karras", ["a", "b"], {"configuration": "edm"})  # other cells
     assert other != series.info.run_id
     elsewhere = series_run(client, experiment_id, parent, "ddpm: heun / karras", ["d"], {"configuration": "ddpm"})
-    assert supersede_series(client, experiment_id, "edm", [other]) == [series.info.run_id]  # kept, out of the charts' filter
+    make_current(client, experiment_id, "ddpm", [elsewhere])
+    assert make_current(client, experiment_id, "edm", [other]) == [series.info.run_id]  # kept, out of the charts' filter
     charted = {run.info.run_id for run in client.search_runs([experiment_id], "tags.kind = 'series'")}
     assert charted == {other, elsewhere} and client.get_run(series.info.run_id).data.tags["kind"] == "superseded series"
     assert series_run(client, experiment_id, parent, "edm: heun / karras", ["a", "b", "c"], {"configuration": "edm"}) == series.info.run_id
-    assert client.get_run(series.info.run_id).data.tags["kind"] == "series"  # the same cells again: current again
+    assert client.get_run(series.info.run_id).data.tags["kind"] == "superseded series"  # found again, but not current before its end
+    make_current(client, experiment_id, "edm", [series.info.run_id])
+    assert {run.info.run_id for run in client.search_runs([experiment_id], "tags.kind = 'series'")} == {series.info.run_id, elsewhere}
+
+
+def test_concurrent_evaluations_leave_exactly_one_evaluations_series_current(client):
+    """Two evaluations of one configuration (two queued DVC experiments) finishing at once, in 6
+    rounds: whatever the interleaving, the series of exactly one of them are current afterwards."""
+    client, root = client
+    experiment_id = experiment(client, "study", root / "artifacts")
+    parent = run_for(client, experiment_id, "study/edm", "edm")
+    for round_ in range(6):
+        evaluations = [
+            [series_run(client, experiment_id, parent, f"edm: {s}", [f"{round_}-{e}-{s}"], {"configuration": "edm"}) for s in "xyz"]
+            for e in range(2)
+        ]
+        threads = [threading.Thread(target=make_current, args=(client, experiment_id, "edm", runs)) for runs in evaluations]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        charted = {run.info.run_id for run in client.search_runs([experiment_id], "tags.kind = 'series'")}
+        assert charted in ({*evaluations[0]}, {*evaluations[1]}), round_
 
 
 def test_runs_of_dead_processes_are_closed_killed_and_live_ones_left_running(client):

@@ -99,3 +99,15 @@ def test_evaluation_takes_only_the_end_of_this_very_training(tmp_path):
     for steps, fingerprint in ((12, "this"), (4, "this"), (8, "other")):
         with pytest.raises(ValueError, match=r"'tiny': the checkpoint in .* is of step 8 of a training with fingerprint this"):
             load_trained(configuration(steps=steps), tmp_path, (1, 8, 8), fingerprint=fingerprint)
+
+
+def test_edms_ema_ramp_up_reaches_the_averaged_weights_and_resumes_exactly(tmp_path):
+    """ema_rampup (EDM's half-life capped at a share of the images seen) is what the EMA averages
+    with: the same training without it averages otherwise; interrupted and resumed, it ends the same."""
+    ramped = dict(ema_decay=None, ema_half_life_images=10_000, ema_rampup=0.05)
+    straight = weights(train(configuration(**ramped), IMAGES, tmp_path / "straight", log=lambda m: None))
+    fixed = weights(train(configuration(**{**ramped, "ema_rampup": None}), IMAGES, tmp_path / "fixed", log=lambda m: None))
+    assert any(not torch.equal(straight[key], fixed[key]) for key in straight)
+    train(configuration(**ramped, steps=8), IMAGES, tmp_path / "resumed", log=lambda m: None)
+    resumed = weights(train(configuration(**ramped), IMAGES, tmp_path / "resumed", log=lambda m: None))
+    assert all(torch.equal(straight[key], resumed[key]) for key in straight)

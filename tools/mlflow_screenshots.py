@@ -6,7 +6,7 @@ stopped on exit.
 `python -m tools.mlflow_screenshots --store sqlite:///PATH/mlflow.db --experiment design-space --out DIR`
 (or `--root DIR` for the store DIR/mlflow.db of a study workspace) writes DIR/runs_table.png and
 DIR/charts-<configuration>.png and prints their URLs; `--configuration NAME` (repeatable) names the
-views to shoot, by default those of the configurations that vary nothing from another (baselines).
+views to shoot, by default those of the configurations with the most series (the solver comparison's).
 
 MLflow 3.17's UI opens an experiment on its GenAI overview unless the URL asks for the model-training
 view (`workflowType=machine_learning`; the `mlflow.experimentKind` tag does not change that). On a
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,7 +60,9 @@ def parse_args(argv=None):
     parser.add_argument("--experiment", default="design-space", help="the experiment's name (default: design-space)")
     parser.add_argument("--out", type=Path, required=True, help="the folder the screenshots go to (made if missing)")
     parser.add_argument(
-        "--configuration", action="append", help="shoot the series view of this configuration; repeat for several (default: the baselines)"
+        "--configuration",
+        action="append",
+        help="shoot this configuration's series view; repeat it for more (default: the most series)",
     )
     return parser.parse_args(argv)
 
@@ -90,10 +93,12 @@ def experiment_id(uri, name):
     return found.experiment_id
 
 
-def baselines(uri, experiment):
-    """The configurations of the current series runs of `experiment` that have no parent."""
+def compared(uri, experiment):
+    """The configurations with the most current series runs in `experiment`: those sampled on the
+    default grid, the solver comparison."""
     runs = MlflowClient(tracking_uri=uri).search_runs([experiment], f"tags.kind = '{SERIES}'", max_results=50000)
-    return sorted({run.data.tags["configuration"] for run in runs if "parent" not in run.data.tags})
+    counts = Counter(run.data.tags["configuration"] for run in runs)
+    return sorted(name for name, count in counts.items() if count == max(counts.values()))
 
 
 def page_urls(address, experiment, configurations):
@@ -191,7 +196,7 @@ def main(argv=None):
     address = f"http://127.0.0.1:{port}"
     # without MLflow's job runner (GenAI jobs the study never uses)
     with server(ui_command(uri, port), f"{address}/health", "mlflow ui", env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
-        for name, url in page_urls(address, experiment, args.configuration or baselines(uri, experiment)).items():
+        for name, url in page_urls(address, experiment, args.configuration or compared(uri, experiment)).items():
             path = (args.out / name).resolve()
             screenshot(executable, url, path)
             print(f"{path}\n  {url}", flush=True)

@@ -1,0 +1,235 @@
+"""A cell of the evaluation grid (clipping x solver x step schedule x NFE budget) and all that
+computes it: the initial noise and bootstrap resamples every cell shares, its samples, the converged
+ODE solution it is measured against, its FID with the bootstrap spread, its `ode_error`, and its
+identity. Nothing here draws, writes files or talks to MLflow: a cell's identity names this module's
+code, that of `tasks.train` (the denoiser) and `tasks.features` (the feature space), with what they
+import (`tasks.provenance.cell_files`), so that code which only shows a cell recomputes none.
+
+Per clipping, the reference comes first: EDM's Heun at the grid's reference_nfe (the model's own
+ODE solution, scored with FID), measured against Heun at twice its steps, the solution the cells are
+measured against, and that against Heun at twice its steps again, which tells the error ratio."""
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from models.axes import ClippingChoice, SolverChoice, StepScheduleChoice
+from models.fid import bootstrap_fids, features, fid_from_moments, moments, resampling_weights
+from models.solvers import SOLVERS
+
+from .provenance import cell_code, digest
+from .sample import initial_noise, sample, stream_seed
+
+REFERENCE = ("heun", "karras")  # EDM's Heun on a Karras grid at the grid's reference_nfe: the model's own ODE solution
+ENDS = ("sigma_min", "sigma_max")  # the step schedule options that move the ODE's ends: a reference per pair
+KEPT = 64  # a cell's first samples kept (and shown), beside its ode_samples
+SHARED = ("num_samples", "seed", "batch_size", "ode_samples", "bootstrap")  # the settings of evaluate every cell shares
+
+
+class Cell(NamedTuple):
+    configuration: str
+    solver: SolverChoice
+    step_schedule: StepScheduleChoice
+    budget: int
+    reference_nfe: int  # of its grid: the reference its ode_error is measured against
+    clipping: ClippingChoice = ClippingChoice(name="none")
+    reference: bool = False
+
+    @property
+    def label(self):
+        """solver/step_schedule/budget, and /clipping when the denoiser is clipped."""
+        return "/".join([self.solver.label, self.step_schedule.label, str(self.budget)] + [self.clipping.label] * self.clipped)
+
+    @property
+    def clipped(self):
+        return self.clipping.name != "none"
+
+    @property
+    def series(self):
+        """solver / step_schedule, and / clipping when the denoiser is clipped: its line in a figure."""
+        return " / ".join([self.solver.label, self.step_schedule.label] + [self.clipping.label] * self.clipped)
+
+    @property
+    def tags(self):
+        """Its solver, step_schedule and clipping (labels with their options): MLflow tags to filter by."""
+        return dict(solver=self.solver.label, step_schedule=self.step_schedule.label, clipping=self.clipping.label)
+
+    @property
+    def deterministic(self):
+        """Whether its samples solve the probability-flow ODE: its solver draws no noise with its options."""
+        return not self.solver.entry.draws_noise(self.solver.options)
+
+    @property
+    def ends(self):
+        """The sigma range its step schedule asks for (`ENDS` options; none: the model's): the ODE's ends."""
+        return tuple((key, value) for key, value in sorted(self.step_schedule.options.items()) if key in ENDS)
+
+    @property
+    def ode_reference(self):
+        """The reference cell whose converged ODE solution a deterministic cell is measured against: same
+        clipping, same ends, its grid's reference_nfe; None for a stochastic cell, which solves no ODE."""
+        return reference_cell(self.configuration, self.reference_nfe, self.clipping, self.ends) if self.deterministic else None
+
+    def row(self, nfe, fid, fid_bootstrap, seconds, ode_error, error_ratio=None):
+        """The cell's row (`tasks.analysis`, `tasks.figures`): configuration, solver and step_schedule (labels with their
+        options), clipping, series, order (the solver's, in theory), budget, nfe (spent), fid, fid_se (the
+        standard deviation of fid_bootstrap, the FIDs of bootstrap resamples), ode_error (None for a
+        stochastic cell) and the label of its ode_reference, error_ratio (a reference's: `solution_check`),
+        seconds, reference, label."""
+        return dict(
+            configuration=self.configuration,
+            **self.tags,
+            series=self.series,
+            order=self.solver.entry.order,
+            budget=self.budget,
+            nfe=nfe,
+            fid=fid,
+            fid_se=torch.tensor(fid_bootstrap, dtype=torch.float64).std().item(),
+            fid_bootstrap=fid_bootstrap,
+            ode_error=ode_error,
+            ode_reference=self.ode_reference and self.ode_reference.label,
+            error_ratio=error_ratio,
+            seconds=seconds,
+            reference=self.reference,
+            label=self.label,
+        )
+
+
+def reference_cell(configuration, reference_nfe, clipping, ends=()):
+    """The reference: EDM's Heun on a Karras grid over the sigma range `ends` (none: the model's) at
+    `reference_nfe`, with the denoiser clipped by `clipping`."""
+    solver, step_schedule = REFERENCE
+    schedule = StepScheduleChoice(name=step_schedule, options=dict(ends))
+    return Cell(configuration, SolverChoice(name=solver), schedule, reference_nfe, reference_nfe, clipping, reference=True)
+
+
+class Shard(NamedTuple):
+    features: torch.Tensor  # [n, F]: the features of its samples (models.fid.features)
+    samples: torch.Tensor  # its first samples, unclipped, as many as its cell keeps
+    nfe: int
+    seconds: float
+
+
+def cells(grid, configuration):
+    """Every clipping x solver x step schedule x NFE budget of a validated `flows.params.Grid`, for the
+    configuration named `configuration`; each clipping's references come first (EDM's Heun at the
+    grid's reference_nfe: the model's own, whose FID is the model's, then one per other sigma range
+    the step schedules of its deterministic cells ask for)."""
+    result = []
+    for clipping in grid.clipping:
+        own = [
+            Cell(configuration, solver, step_schedule, budget, grid.reference_nfe, clipping)
+            for solver in grid.solvers
+            for step_schedule in grid.step_schedules
+            for budget in grid.nfe
+        ]
+        references = [reference_cell(configuration, grid.reference_nfe, clipping)]
+        references += [cell.ode_reference for cell in own if cell.deterministic]
+        result += [*{reference.label: reference for reference in references}.values(), *own]
+    return result
+
+
+class Inputs(NamedTuple):
+    noise: torch.Tensor  # [num_samples, ...]: the unit-variance initial noise of every cell
+    resamples: torch.Tensor  # [bootstrap, num_samples]: the bootstrap resampling weights of every cell's FID
+
+
+def shared_inputs(evaluate, sample_shape):
+    """The initial noise and the bootstrap resamples that every cell of an evaluation shares (so that
+    differences between cells are paired), each from a stream of its own of evaluate.seed."""
+    noise = initial_noise(evaluate.num_samples, sample_shape, evaluate.seed)
+    return Inputs(noise, resampling_weights(evaluate.num_samples, evaluate.bootstrap, stream_seed(evaluate.seed, "bootstrap")))
+
+
+def cell_identity(study, cell, model, feature_space):
+    """Equal identity, the same computation: the settings every cell shares (features, number of
+    samples, seed, batch size, ODE samples, bootstrap resamples), the cell, the digests of the `model`'s
+    weights and of the `feature_space` (`tasks.features.feature_space_digest`), the code the cell runs
+    (`cell_code`) and, for a deterministic cell, its ODE reference: label (solver, grid, NFE, clipping,
+    sigma range) and code."""
+    reference = cell.ode_reference
+    measured_against = reference and [reference.label, cell_code(SOLVERS[reference.solver.name])]
+    settings = [study.features, study.evaluate.model_dump(mode="json", include=set(SHARED))]
+    return digest(settings, cell.label, model, feature_space, cell_code(SOLVERS[cell.solver.name]), measured_against)
+
+
+def shard_ranges(count, batch_size, shards):
+    """(start, end) of up to `shards` runs of whole sampling batches covering `count` samples."""
+    batches = math.ceil(count / batch_size)
+    bounds = [round(i * batches / min(shards, batches)) for i in range(min(shards, batches) + 1)]
+    return [(first * batch_size, min(end * batch_size, count)) for first, end in zip(bounds, bounds[1:])]
+
+
+def sample_cell(model, cell, noise, evaluate, first=0, budget=None, *, device="cpu"):
+    """(samples, NFE spent, seconds) of samples first .. first + len(noise) - 1 of a cell (at
+    `budget` instead of its own if given); stochastic solvers draw from the solver-noise stream of evaluate.seed."""
+    return sample(
+        model.to(device),
+        cell.solver.name,
+        cell.step_schedule.name,
+        budget or cell.budget,
+        noise,
+        seed=stream_seed(evaluate.seed, "solver noise"),
+        batch_size=evaluate.batch_size,
+        first=first,
+        device=device,
+        solver_options=cell.solver.options,
+        step_schedule_options=cell.step_schedule.options,
+        clipping=cell.clipping.name,
+        clipping_options=cell.clipping.options,
+    )
+
+
+def sample_shard(model, cell, noise, extractor, evaluate, first, *, device="cpu"):
+    """The Shard of samples first .. first + len(noise) - 1 of a cell, keeping those among the first
+    max(KEPT, evaluate.ode_samples)."""
+    samples, nfe, seconds = sample_cell(model, cell, noise, evaluate, first, device=device)
+    keep = max(KEPT, evaluate.ode_samples) - first
+    return Shard(features(extractor, samples.clamp(-1, 1)), samples[: max(keep, 0)], nfe, seconds)
+
+
+def ode_solution(model, reference, noise, evaluate, doublings=1, *, device="cpu"):
+    """The ODE solution from the first evaluate.ode_samples of `noise` by the reference cell's solver
+    and grid at 2^doublings times its steps (Heun's NFE 2n - 1): with one doubling, the converged
+    solution the cells are measured against."""
+    budget = 2**doublings * (reference.budget + 1) - 1
+    return sample_cell(model, reference, noise[: evaluate.ode_samples], evaluate, budget=budget, device=device)[0]
+
+
+def ode_error(samples, solution):
+    """Root-mean-square distance, per sample and pixel, between the first samples and the ODE solution from the same noise."""
+    return (samples[: len(solution)].double() - solution.double()).pow(2).mean().sqrt().item()
+
+
+def error_ratio(reference_error, solution, finer):
+    """How much one doubling of the reference's steps divides its error (2^order in theory): its
+    distance to the solution at twice its steps over that solution's distance to the `finer` solution
+    at twice its steps again; inf when the two solutions agree exactly."""
+    change = ode_error(solution, finer)
+    return reference_error / change if change > 0 else math.inf
+
+
+def measured_against(cell, solutions):
+    """The solution a cell's ode_error is measured against: its ODE reference's in `solutions` (label ->
+    solution), or None for a stochastic cell."""
+    return cell.ode_reference and solutions[cell.ode_reference.label]
+
+
+def score(cell, shards, statistics, resamples, solution, finer=None):
+    """(the row of a cell from its shards in order, its first `KEPT` samples): FID of their merged
+    features, its bootstrap FIDs over the `resamples`, seconds summed, and for a deterministic cell its
+    `ode_error` against `solution` (its ODE reference's); a reference also gets its `error_ratio` from
+    the `finer` solution."""
+    merged = torch.cat([shard.features for shard in shards])
+    samples = torch.cat([shard.samples for shard in shards])
+    distance = ode_error(samples, solution) if cell.deterministic else None
+    row = cell.row(
+        nfe=shards[0].nfe,
+        fid=fid_from_moments(statistics, [moments(merged)]),
+        fid_bootstrap=bootstrap_fids(statistics, merged, resamples),
+        seconds=sum(shard.seconds for shard in shards),
+        ode_error=distance,
+        error_ratio=error_ratio(distance, solution, finer) if cell.reference else None,
+    )
+    return row, samples[:KEPT]

@@ -1,0 +1,259 @@
+"""The report's figures, pure functions of the evaluation rows (`tasks.cells.Cell.row`): FID against
+NFE, ODE error against NFE and FID against ODE error, a panel per model; each model's convergence
+picture; every model's reference samples; PNG files written atomically. A configuration sampled with
+a clipped denoiser is a model of its own here (`tasks.analysis.variant`): its own panel and reference.
+"""
+
+import math
+from textwrap import fill
+
+from matplotlib.figure import Figure
+
+from .analysis import series_points, variant
+from .files import atomic_open
+from .images import sample_grid_array
+
+LINE_STYLES = ["-", "--", ":", "-."]
+
+
+def fid_vs_nfe_figure(rows, floors=None, failures=None, layout=None):
+    """`panel_figure` of FID against NFE (`draw_fid_vs_nfe`); `floors`: the data floor as a dotted
+    line, a float for all or configuration -> float."""
+
+    def draw(axes, configuration, own, styles):
+        draw_fid_vs_nfe(axes, own, floors.get(configuration) if isinstance(floors, dict) else floors, styles)
+
+    return panel_figure(rows, draw, failures, layout)
+
+
+def ode_error_figure(rows, failures=None, layout=None):
+    """`panel_figure` of ode_error against NFE on log-log axes (`draw_ode_error_vs_nfe`)."""
+    return panel_figure(rows, lambda axes, configuration, own, styles: draw_ode_error_vs_nfe(axes, own, styles), failures, layout)
+
+
+def fid_vs_ode_error_figure(rows, failures=None, layout=None):
+    """`panel_figure` of FID against ode_error (`draw_fid_vs_ode_error`)."""
+    return panel_figure(rows, lambda axes, configuration, own, styles: draw_fid_vs_ode_error(axes, own, styles), failures, layout)
+
+
+def panel_figure(rows, draw, failures=None, layout=None):
+    """A panel per model (`variant`) drawn by `draw(axes, configuration, its rows, styles)`, one line
+    per (solver, step schedule) with a colour per solver and a line style per step schedule, the same
+    in every panel, in one legend. A configuration in `failures` (configuration -> message) gets a
+    panel that says why it has no results. `layout`: a row of panels per (title, configurations),
+    e.g. an ablation's parent and the configurations that vary one axis from it; by default one row
+    of every model."""
+    failures = failures or {}
+    models = list(dict.fromkeys([variant(row) for row in rows] + list(failures)))
+    if not models:
+        raise ValueError("rows and failures are empty; allowed: at least one row or failure")
+    of = {}
+    for row in rows:
+        of.setdefault(row["configuration"], {}).setdefault(variant(row), []).append(row)
+    layout = layout or [(None, list(dict.fromkeys([row["configuration"] for row in rows] + list(failures))))]
+    panels = [(title, [(name, model) for name in names for model in (of.get(name) or {name: []})]) for title, names in layout]
+    cells = [row for row in rows if not row["reference"]]
+    solvers = list(dict.fromkeys(row["solver"] for row in cells))
+    schedules = list(dict.fromkeys(row["step_schedule"] for row in cells))
+    styles = {
+        (solver, schedule): dict(color=f"C{i % 10}", linestyle=LINE_STYLES[j % len(LINE_STYLES)])
+        for i, solver in enumerate(solvers)
+        for j, schedule in enumerate(schedules)
+    }
+    labels = {f"{solver} / {schedule}" for solver, schedule in styles}
+    columns = max(len(names) for _, names in panels)
+    figure = Figure(figsize=(4.2 * columns + 2.5, 3.8 * len(panels)), layout="constrained")
+    grid = figure.subplots(len(panels), columns, squeeze=False)
+    series = {}
+    for axes_row, (title, names) in zip(grid, panels):
+        for axes in axes_row[len(names) :]:
+            axes.set_axis_off()
+        for axes, (configuration, model) in zip(axes_row, names):
+            axes.set_title(fill(f"{title}: {model}" if title else model, 45), fontsize="medium")
+            if configuration in failures:
+                message = fill(f"failed: {failures[configuration]}", 40)
+                axes.text(0.5, 0.5, message, ha="center", va="center", color="darkred", transform=axes.transAxes)
+                axes.set_axis_off()
+                continue
+            draw(axes, configuration, of.get(configuration, {}).get(model, []), styles)
+            series.update({label: handle for handle, label in zip(*axes.get_legend_handles_labels()) if label in labels})
+    if series:
+        figure.legend(list(series.values()), list(series), loc="outside right upper", fontsize="small")
+    return figure
+
+
+def nfe_axis(axes, rows):
+    """x = NFE spent on a base-2 log scale, ticked at the budgets (a solver may spend fewer, e.g.
+    Heun 2n - 1), with a quarter octave of room on either side so that no marker sits on the frame."""
+    cells = [row for row in rows if not row["reference"]]
+    axes.set_xscale("log", base=2)
+    budgets = sorted({row["budget"] for row in cells})
+    axes.set_xticks(budgets, labels=[str(budget) for budget in budgets])
+    axes.set_xticks([], minor=True)
+    if cells:
+        spent = [row["nfe"] for row in cells] + budgets
+        axes.set_xlim(min(spent) / 2**0.25, max(spent) * 2**0.25)
+
+
+def draw_fid_vs_nfe(axes, rows, floor=None, styles=None):
+    """One configuration's panel on `axes`: FID against NFE (`nfe_axis`), a band of +-1 standard error
+    (fid_se) around each line, on a log scale when the finite values span more than 10x; the panel's
+    legend names its reference and floor."""
+    for (solver, step_schedule), points in series_points(rows, "fid").items():
+        style = (styles or {}).get((solver, step_schedule), {})
+        nfe, fid = [row["nfe"] for row in points], [row["fid"] for row in points]
+        axes.plot(nfe, fid, marker="o", markersize=3, label=f"{solver} / {step_schedule}", **style)
+        se = [row.get("fid_se") or 0.0 for row in points]
+        low, high = [f - e for f, e in zip(fid, se)], [f + e for f, e in zip(fid, se)]
+        axes.fill_between(nfe, low, high, color=style.get("color"), alpha=0.15, linewidth=0)
+    levels = []
+    for row in rows:
+        if row["reference"] and math.isfinite(row["fid"]):
+            label = f"reference ({row['solver']}, NFE {row['nfe']}): FID {row['fid']:.3g}"
+            levels.append(axes.axhline(row["fid"], color="black", linestyle="--", label=label))
+            se = row.get("fid_se") or 0.0
+            axes.axhspan(row["fid"] - se, row["fid"] + se, color="black", alpha=0.08, linewidth=0)
+    if floor is not None and math.isfinite(floor):
+        levels.append(axes.axhline(floor, color="gray", linestyle=":", label=f"data floor: FID {floor:.3g}"))
+    nfe_axis(axes, rows)
+    wide_log_scale(axes, [row["fid"] for row in rows] + [floor])
+    axes.set(xlabel="NFE", ylabel="FID (band: ±1 standard error)")
+    if levels:
+        axes.legend(handles=levels, fontsize="small", loc="upper right")
+
+
+def wide_log_scale(axes, values):
+    """A log y scale when the finite values (None ignored) are positive and span more than 10x."""
+    finite = [value for value in values if value is not None and math.isfinite(value)]
+    if finite and min(finite) > 0 and max(finite) > 10 * min(finite):
+        axes.set_yscale("log")
+
+
+def stochastic_note(axes, rows):
+    """[A legend entry without a line that names the series whose solver draws noise (they have no
+    ODE error)], or [] when there are none."""
+    stochastic = list(dict.fromkeys(row["series"] for row in rows if not row["reference"] and row["ode_error"] is None))
+    note = fill("stochastic, FID only: " + ", ".join(stochastic), 32)
+    return [axes.plot([], [], linestyle="none", label=note)[0]] if stochastic else []
+
+
+def draw_ode_error_vs_nfe(axes, rows, styles=None):
+    """One configuration's panel: each deterministic series' ode_error against NFE on log-log axes
+    (a line of slope -p is order p), and the reference's own error (against twice its steps) as a
+    dashed black line: the floor below which no cell's error can be read."""
+    for (solver, step_schedule), points in series_points(rows, "ode_error").items():
+        style = (styles or {}).get((solver, step_schedule), {})
+        axes.plot(
+            [r["nfe"] for r in points],
+            [r["ode_error"] for r in points],
+            marker="o",
+            markersize=3,
+            label=f"{solver} / {step_schedule}",
+            **style,
+        )
+    levels = [
+        axes.axhline(row["ode_error"], color="black", linestyle="--", label=f"reference {row['solver']} NFE {row['nfe']}: vs 2x steps")
+        for row in rows
+        if row["reference"] and row["ode_error"] is not None and row["ode_error"] > 0
+    ]
+    nfe_axis(axes, rows)
+    axes.set_yscale("log")
+    axes.set(xlabel="NFE", ylabel="ODE error (RMS per pixel)")
+    if handles := levels + stochastic_note(axes, rows):
+        axes.legend(handles=handles, fontsize="small", loc="lower left")  # below the coarse grids' errors
+
+
+def draw_fid_vs_ode_error(axes, rows, styles=None):
+    """One configuration's panel: FID (error bars: ±1 standard error; a log scale when the values span
+    more than 10x) against ode_error, a line per deterministic series from its smallest budget to its
+    largest; the reference as a black star."""
+    for (solver, step_schedule), points in series_points(rows, "ode_error").items():
+        style = (styles or {}).get((solver, step_schedule), {})
+        axes.errorbar(
+            [r["ode_error"] for r in points],
+            [r["fid"] for r in points],
+            yerr=[r.get("fid_se") or 0.0 for r in points],
+            marker="o",
+            markersize=3,
+            capsize=2,
+            label=f"{solver} / {step_schedule}",
+            **style,
+        )
+    levels = [
+        axes.plot([row["ode_error"]], [row["fid"]], "k*", markersize=9, label=f"reference ({row['solver']}, NFE {row['nfe']})")[0]
+        for row in rows
+        if row["reference"] and row["ode_error"] is not None and row["ode_error"] > 0 and math.isfinite(row["fid"])
+    ]
+    axes.set_xscale("log")
+    wide_log_scale(axes, [row["fid"] for row in rows])
+    axes.set(xlabel="ODE error (RMS per pixel)", ylabel="FID")
+    if handles := levels + stochastic_note(axes, rows):
+        axes.legend(handles=handles, fontsize="small", loc="upper left")  # above the converged cells
+
+
+def save_figure(figure, path):
+    """Write `figure` to `path` as a PNG, atomically."""
+    with atomic_open(path) as file:
+        figure.savefig(file, format="png")
+
+
+def convergence_figure(rows, samples, count=4):
+    """One model's convergence picture: a row per (solver, step schedule) series, a column per NFE
+    budget and last the converged reference, each cell its first `count` samples (`samples`: label
+    -> images [N, C, H, W] in [-1, 1]), the same initial noises everywhere, so that a reader sees each
+    solver arrive at the reference's images."""
+    cells = [row for row in rows if not row["reference"]]
+    series = list(dict.fromkeys(row["series"] for row in cells))
+    budgets = sorted({row["budget"] for row in cells})
+    reference = next(row for row in rows if row["reference"])
+    figure = Figure(figsize=(1.5 * (len(budgets) + 1) + 2.2, 0.55 * len(series) + 0.9), layout="constrained")
+    grid = figure.subplots(len(series), len(budgets) + 1, squeeze=False)
+    for axes_row, name in zip(grid, series):
+        own = {row["budget"]: row for row in cells if row["series"] == name}
+        for column, (axes, budget) in enumerate(zip(axes_row, [*budgets, None])):
+            row = reference if budget is None else own.get(budget)
+            axes.set_xticks([]), axes.set_yticks([])
+            if row is not None:
+                axes.imshow(sample_grid_array(samples[row["label"]][:count], columns=count), interpolation="nearest")
+            if column == 0:
+                axes.set_ylabel(name, rotation=0, ha="right", va="center", fontsize="small")
+    for axes, budget in zip(grid[0], [*budgets, None]):
+        title = f"NFE {budget}" if budget else f"reference\n{reference['solver']}, NFE {reference['nfe']}"
+        axes.set_title(title, fontsize="small")
+    figure.suptitle(f"{variant(reference)}: the same {count} initial noises through every solver", fontsize="medium")
+    return figure
+
+
+def reference_samples_figure(layout, grids):
+    """The reference samples of every model, a row of grids per (title, models) of `layout`; `grids`:
+    model -> (image array, caption)."""
+    columns = max(len(models) for _, models in layout)
+    figure = Figure(figsize=(2.6 * columns, 3.0 * len(layout)), layout="constrained")
+    for axes_row, (title, models) in zip(figure.subplots(len(layout), columns, squeeze=False), layout):
+        for axes in axes_row:
+            axes.set_axis_off()
+        for axes, model in zip(axes_row, models):
+            image, caption = grids[model]
+            axes.imshow(image, interpolation="nearest")
+            axes.set_title(f"{title}\n{caption}" if title and axes is axes_row[0] else caption, fontsize="small")
+    return figure
+
+
+def noise_levels_figure(panels):
+    """The density of log sigma that training draws, a panel per (title, configuration -> its
+    `tasks.noise_levels` histogram) of `panels`, a line per configuration, its sampling range (the
+    noise schedule's [sigma_min, sigma_max], where every step schedule starts and ends) marked by ticks
+    of its colour on the axis; the data's scale sigma = 0.5 dotted."""
+    figure = Figure(figsize=(7.5, 3.6 * len(panels)), layout="constrained")
+    for axes, (title, levels) in zip(figure.subplots(len(panels), 1, squeeze=False)[:, 0], panels):
+        for i, (name, level) in enumerate(levels.items()):
+            centres = [math.exp((a + b) / 2) for a, b in zip(level["edges"], level["edges"][1:])]
+            line = axes.plot(centres, level["density"], color=f"C{i % 10}", label=name)[0]
+            ends = [level["sigma_min"], level["sigma_max"]]
+            axes.plot(ends, [0, 0], linestyle="none", marker="|", markersize=14, markeredgewidth=2, color=line.get_color(), clip_on=False)
+        axes.axvline(0.5, color="gray", linestyle=":", linewidth=1, label="sigma_data = 0.5")
+        axes.set_xscale("log")
+        axes.set_ylim(bottom=0)
+        axes.set(xlabel="sigma (ticks on the axis: each model's sampling range)", ylabel="density of log sigma in training", title=title)
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure

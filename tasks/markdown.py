@@ -1,0 +1,74 @@
+"""The report's tables as Markdown: the measured orders of convergence and a table per ablation."""
+
+import math
+
+from .analysis import RANKED
+
+
+def orders_markdown(table, checks=None):
+    """The measured-order table as Markdown, theoretical order next to the measured one; then the
+    check of each model's ODE references (`checks`: model -> `tasks.analysis.convergence_checks`)."""
+    lines = [
+        "# Convergence to the ODE solution\n",
+        "Measured order: the least-squares slope of log(ode_error) against log(NFE) over the largest budgets",
+        'whose local slopes agree within 0.5 (the asymptotic range), at least 3 of them (else n/a). README "Reading a study"',
+        "explains it.\n",
+        "| model | solver / step schedule | theoretical order | measured order | over NFE | local slopes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for line in table:
+        measured = f"{line['measured_order']:.2f}" if math.isfinite(line["measured_order"]) else "n/a"
+        lines.append(
+            f"| {line['configuration']} | {line['series']} | {line['order']} | {measured} | {line['over_nfe']} | {line['slopes']} |"
+        )
+    lines += [
+        "\n## The ODE references\n",
+        "Each cell's ode_error is measured against Heun at twice its reference's steps; one more solve at twice those steps",
+        "gives the error ratio r (2^order: about 4 for Heun) and that solution's own error, d / (r - 1). A reference that",
+        "did not converge (its ratio not near 2^order, or the solution's error over 1/10 of the smallest ode_error) makes",
+        "that model's ODE errors no measure of its solvers.\n",
+        "| model | reference | distance d to 2x steps | error ratio r | order log2 r | solution's error | smallest ode_error | converged |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    number = lambda value, spec: "n/a" if value is None else format(value, spec)
+    for model, own in (checks or {}).items():
+        for check in own:
+            verdict = {True: "yes", False: "**NO**", None: "n/a"}[check["converged"]]
+            lines.append(
+                f"| {model} | {check['reference']} | {number(check['reference_error'], '.2e')} | {number(check['error_ratio'], '.2f')} "
+                f"| {number(check['measured_order'], '.2f')} | {number(check['solution_error'], '.2e')} "
+                f"| {number(check['smallest_ode_error'], '.2e')} | {verdict} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def ablation_markdown(tables, floor):
+    """The ablation tables as Markdown: a section per varied axis, FID ± standard error, the best of
+    each column in bold, marked ≈ when the runner-up is within its spread."""
+    lines = [
+        f"# Ablations\n\nData floor (held-out real images): FID {floor:.2f}. FID ± its bootstrap standard error; best of each "
+        "column in bold, ≈ where the runner-up is within 2 standard errors of the difference, sqrt(se^2 + se'^2) (no clear "
+        "winner): the rows are models trained apart, and FID moves between trainings too (see the seed table, where there "
+        'is one, and README "Reading a study").\n'
+    ]
+    if not tables:
+        lines.append("No configuration names a parent: there is no ablation to tabulate.")
+    for table in tables:
+        axis, parent = table[0]["axis"], table[0]["parent"]
+        lines += [
+            f"\n## {axis} (varied from `{parent}`)\n",
+            f"| configuration | {axis} | reference FID | best FID, NFE <= 10 | best FID, NFE <= 20 |",
+            "|---|---|---|---|---|",
+        ]
+        for line in table:
+            value = {}
+            for key in RANKED:
+                text = f"{line[key]:.2f} ± {line[f'{key}_se']:.2f}" if math.isfinite(line[key]) else "n/a"
+                winner = line[f"{key}_winner"]
+                value[key] = f"**{text}**" + " ≈" * (winner == "within spread") if winner else text
+            name = f"{line['configuration']} (parent)" if line["configuration"] == parent else line["configuration"]
+            lines.append(
+                f"| {name} | {line['entry']} | {value['reference_fid']} | {value['fid_nfe_le_10']} ({line['cell_nfe_le_10']}) "
+                f"| {value['fid_nfe_le_20']} ({line['cell_nfe_le_20']}) |"
+            )
+    return "\n".join(lines) + "\n"
