@@ -26,7 +26,7 @@ from tasks.mlflow_views import save_series_view
 from tasks.noise_levels import training_noise_levels
 from tasks.provenance import tensors_digest, training_identity
 from tasks.results import write_results
-from tasks.tracking import axis_tags, cell_key, close_series, configuration_run, finish_run, open_series
+from tasks.tracking import CellRun, axis_tags, cell_key, close_series, configuration_run, finish_run, open_series
 from tasks.train import load_trained
 from tasks.workspace import Workspace
 
@@ -74,12 +74,11 @@ def check_convergence(log, name, rows):
             log.error(f"{said}: NOT converged (over 1/10); raise the grid's reference_nfe")
 
 
-def evaluate_cell(cell, model, study, statistics, inputs, solutions, log_to):
-    """(row, kept samples, ODE solution or None, reused?) of one cell: read back if `log_to` (client,
-    experiment id, key, parent run, tags, grid file) finds it logged, else sampled and scored in shards
-    and logged; a reference also solves its ODE at twice and four times its steps."""
-    client, experiment_id, key, parent, tags, grid_file = log_to
-    logged = reuse(client, experiment_id, key, cell, grid_file)
+def evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file):
+    """(row, kept samples, ODE solution or None, reused?) of one cell: read back if its `run`
+    (`tasks.tracking.CellRun`) is logged, else sampled and scored in shards and logged; a reference
+    also solves its ODE at twice and four times its steps; its grid drawn as `grid_file`."""
+    logged = reuse(run, cell, grid_file)
     if logged is not None:
         return (*logged, True)
     evaluate, noise = study.evaluate, inputs.noise
@@ -90,8 +89,42 @@ def evaluate_cell(cell, model, study, statistics, inputs, solutions, log_to):
         for start, end in shard_ranges(len(noise), evaluate.batch_size, study.orchestration.fid_shards)
     ]
     row, kept = score(cell, [shard.result() for shard in shards], statistics, inputs.resamples, solution, finer)
-    record(client, experiment_id, parent, key, row, tags, kept, solution if cell.reference else None, grid_file)
+    record(run, row, kept, solution if cell.reference else None, grid_file)
     return row, kept, solution, False
+
+
+def said(configuration, row, reused):
+    """The log line of an evaluated cell: its NFE, FID, ODE error, seconds, and whether it was reused."""
+    return (
+        f"{configuration}: {row['label']} spent NFE {row['nfe']}: FID {row['fid']:.3f} ± {row['fid_se']:.3f}"
+        + (f", ODE error {row['ode_error']:.2e}" if row["ode_error"] is not None else "")
+        + f" ({row['seconds']:.2f} s)"
+        + (" [reused: logged before by the same computation]" if reused else "")
+    )
+
+
+def evaluate_grid(study, config, training, model, statistics, inputs, where, workspace, log):
+    """(rows, label -> kept samples) of every cell of the configuration's grid from the shared
+    `inputs`, in order (references first), each logged under its series in the configuration's run
+    `where` (client, experiment id, run id); the series become current once all are done."""
+    client, experiment_id, run_id = where
+    folder, digest = workspace.results(config.name), tensors_digest(model.state_dict())
+    feature_space = feature_space_digest(study.features, workspace.features / "statistics.pt")
+    tags, grid = {**axis_tags(study, config), "model": digest}, cells(study.grid(config), config.name)
+    identities = {cell.label: cell_identity(study, cell, digest, feature_space) for cell in grid}
+    series = open_series(client, experiment_id, run_id, config.name, grid, identities, tags)
+    rows, samples, solutions = [], {}, {}
+    for cell in tqdm(grid, desc=f"evaluate {config.name}", unit="cell"):
+        go_on()
+        identity, key = identities[cell.label], cell_key(study, config, training, identities[cell.label], cell.label)
+        run = CellRun(client, experiment_id, key, run_id if cell.reference else series[cell.series], {**tags, "evaluation": identity})
+        grid_file = folder / "samples" / f"{file_name(cell.label)}.png"
+        row, samples[cell.label], solution, reused = evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file)
+        solutions.update({cell.label: solution} if cell.reference else {})
+        log.info(said(config.name, row, reused))
+        rows.append(row)
+    close_series(client, experiment_id, config.name, series, rows)
+    return rows, samples
 
 
 @flow(name="evaluate one", description="Sample one trained configuration with every cell of its grid; score with FID and ODE error.")
@@ -105,38 +138,10 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
         return finish_run(client, run_id, write([], workspace.data_floor(), folder, training, failure), "FAILED")
     statistics, sample_shape = load_real_statistics(study.features, workspace.features / "statistics.pt", device=device())
     model = load_model(config, workspace.checkpoints(config.name), sample_shape, fingerprint=training, device=device(), log=log.info)
-    inputs, digest = shared_inputs(study.evaluate, sample_shape), tensors_digest(model.state_dict())
-    feature_space = feature_space_digest(study.features, workspace.features / "statistics.pt")
-    tags, grid = {**axis_tags(study, config), "model": digest}, cells(study.grid(config), config.name)
-    identities = {cell.label: cell_identity(study, cell, digest, feature_space) for cell in grid}
-    series = open_series(client, experiment_id, run_id, config.name, grid, identities, tags)
-    rows, samples, solutions = [], {}, {}
-    for cell in tqdm(grid, desc=f"evaluate {config.name}", unit="cell"):
-        go_on()
-        key, parent = (
-            cell_key(study, config, training, identities[cell.label], cell.label),
-            run_id if cell.reference else series[cell.series],
-        )
-        log_to = (
-            client,
-            experiment_id,
-            key,
-            parent,
-            {**tags, "evaluation": identities[cell.label]},
-            folder / "samples" / f"{file_name(cell.label)}.png",
-        )
-        row, samples[cell.label], solution, reused = evaluate_cell(cell, model, study, statistics, inputs, solutions, log_to)
-        solutions.update({cell.label: solution} if cell.reference else {})
-        log.info(
-            f"{config.name}: {cell.label} spent NFE {row['nfe']}: FID {row['fid']:.3f} ± {row['fid_se']:.3f}"
-            + (f", ODE error {row['ode_error']:.2e}" if row["ode_error"] is not None else "")
-            + f" ({row['seconds']:.2f} s)"
-            + (" [reused: logged before by the same computation]" if reused else "")
-        )
-        rows.append(row)
+    inputs, where = shared_inputs(study.evaluate, sample_shape), (client, experiment_id, run_id)
+    rows, samples = evaluate_grid(study, config, training, model, statistics, inputs, where, workspace, log)
     for clipping in dict.fromkeys(row["clipping"] for row in rows):
         check_convergence(log, f"{config.name} ({clipping})", [row for row in rows if row["clipping"] == clipping])
-    close_series(client, experiment_id, config.name, series, rows)
     save_series_view(client, experiment_id, config.name)
     levels = noise_levels(model, config)
     finish_run(client, run_id, write(rows, workspace.data_floor(), folder, training, samples=samples, noise_levels=levels))

@@ -42,17 +42,18 @@ def task_runner(orchestration, count=1):
 
 
 @task(cache_policy=NO_CACHE)
-def configuration_task(flow_of_one, configuration, stage):
-    flow_of_one(configuration=configuration, **stage)
+def configuration_task(run_one, configuration, stage):
+    run_one(configuration=configuration, **stage)
 
 
-def each_configuration(flow_of_one, names, cost, **stage):
-    """`flow_of_one` (a flow of one configuration, called with `stage`'s keywords) for each of `names`
-    as concurrent tasks on the running flow's task runner, the highest `cost(name)` first (longest
+def each_configuration(run_one, names, cost, task_name=None, **stage):
+    """`run_one` (a flow of one configuration, or a function that runs such flows, called with
+    `stage`'s keywords) for each of `names` as concurrent tasks named `task_name` (default: the flow's
+    name without " one") on the running flow's task runner, the highest `cost(name)` first (longest
     processing time first: the tasks running at once end about together); a failure is raised once
     all have ended."""
-    run = configuration_task.with_options(name=flow_of_one.name.removesuffix(" one"))
-    futures = [run.submit(flow_of_one, name, stage) for name in sorted(names, key=cost, reverse=True)]
+    run = configuration_task.with_options(name=task_name or run_one.name.removesuffix(" one"))
+    futures = [run.submit(run_one, name, stage) for name in sorted(names, key=cost, reverse=True)]
     try:
         wait(futures)
     except BaseException:  # SIGTERM or Ctrl-C, raised in this thread: the tasks' threads stop at their next step

@@ -1,17 +1,16 @@
 """A params file read into a validated `flows.params.Study`: YAML that refuses repeated keys,
 overrides applied (`flows.overrides`), the schema checked, every problem reported as one line (file,
 key path, what is wrong, the value given, what is allowed), and the files the study reads checked.
-`python -m flows.params [FILE]` checks a file this way without doing any work."""
+`python -m flows.check [FILE]` checks a file this way without doing any work."""
 
 import difflib
-import sys
 import typing
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
-from models.axes import Problems
+from models.options import Problems
 
 from .overrides import apply
 from .params import Study
@@ -126,19 +125,3 @@ def load_params(path, overrides=None):
     if missing:
         raise ParamsError("\n".join(missing))
     return study
-
-
-def check(argv=None):
-    """Check a params file (default params.yaml): print a summary, or the problems and return 2."""
-    args = sys.argv[1:] if argv is None else argv
-    path = args[0] if args else "params.yaml"
-    try:
-        study = load_params(path)
-    except ParamsError as error:
-        print(error, file=sys.stderr)
-        return 2
-    print(
-        f"{path}: valid; {len(study.train.configurations)} configurations, {len(study.evaluate.solvers)} solvers, "
-        f"{len(study.evaluate.step_schedules)} step schedules, NFE {study.evaluate.nfe}"
-    )
-    return 0

@@ -32,7 +32,8 @@ def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[s
         (" & ".join(axes), members, {name: " & ".join(configurations[name].entry(axis) for axis in axes) for name in members})
         for (_, axes), members in study.train.ablations().items()
     ]
-    best = write(rows, failures, floor, workspace, ablations, noise_levels)
+    compared = [name for name, config in configurations.items() if config.grid is None]  # the full grid: the solver comparison
+    best = write(rows, failures, floor, workspace, ablations, noise_levels, compared)
     for name, message in failures.items():
         log.error(f"{name}: FAILED, no results: {message}")
     for row in best:

@@ -8,10 +8,8 @@ import os
 import subprocess
 import sys
 
-from mlflow import MlflowClient
-
 from tasks.mlflow_views import experiment_url, series_view_url
-from tasks.tracking import tracking_uri
+from tasks.tracking import existing_experiment, tracking_uri
 
 from .params_file import load_params
 from .servers import prefect_server
@@ -32,8 +30,7 @@ def where_to_look(params="params.yaml", address="http://127.0.0.1:5000"):
     and the charts of each configuration sampled on the default grid (the solver comparison)."""
     study = load_params(params)
     uri = tracking_uri(".")
-    found = MlflowClient(uri).get_experiment_by_name(study.mlflow.experiment)
-    experiment_id = found.experiment_id if found else "<id>"
+    experiment_id = existing_experiment(".", study.mlflow.experiment) or "<id>"
     compared = [name for name, config in study.train.configurations.items() if config.grid is None]
     charts = "\n".join(
         f"         {name}, FID and ODE error against NFE per solver / step schedule: {series_view_url(address, experiment_id, name)}"

@@ -5,31 +5,32 @@ orchestration section: in threads of this process, or in parallel on Dask worker
 
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
 from .cli import main
 from .evaluate import evaluate_one
 from .features import fit_feature_space
-from .orchestration import task_runner
+from .orchestration import each_configuration, task_runner
 from .params_file import load_params
 from .prepare import prepare_data
 from .report import report_study
 from .train import train_one
 
 
-@task(name="train and evaluate", cache_policy=NO_CACHE)
 def configuration_stages(configuration, params, root, overrides):
-    """The stages train@<configuration> and evaluate@<configuration>, on the worker that runs this task."""
+    """The stages train@<configuration> and evaluate@<configuration>, on the worker that runs them."""
     train_one(configuration=configuration, params=params, root=root, overrides=overrides)
     evaluate_one(configuration=configuration, params=params, root=root, overrides=overrides)
 
 
 @flow(name="configurations", description="Train and evaluate every configuration, as concurrent tasks.")
 def every_configuration(params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
-    futures = [configuration_stages.submit(name, params, root, overrides) for name in load_params(params, overrides).train.configurations]
-    for future in futures:
-        future.result()
+    """`configuration_stages` of each configuration as a task, the longest training (steps x batch)
+    first; an interrupted flow stops them at their next step."""
+    configurations = load_params(params, overrides).train.configurations
+    cost = lambda name: configurations[name].steps * configurations[name].batch_size
+    stage = dict(params=params, root=root, overrides=overrides)
+    each_configuration(configuration_stages, list(configurations), cost, task_name="train and evaluate", **stage)
 
 
 @flow(name="study", description="The whole study: prepare, features, train and evaluate every configuration, report.")

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from tasks.data import training_images
 from tasks.device import device
 from tasks.provenance import training_identity
-from tasks.tracking import configuration_run, log_curve
+from tasks.tracking import configuration_run, fail_run, finish_run, log_curve
 from tasks.train import train
 from tasks.workspace import Workspace
 
@@ -46,13 +46,12 @@ def train_configuration(study, config, workspace):
     try:
         train(config, images, workspace.checkpoints(config.name), fingerprint=identity, device=device(), on_step=on_step, log=log.info)
     except BaseException as error:
-        client.set_tag(run_id, "failure", str(error)[:5000])
-        client.set_terminated(run_id, "FAILED")
+        fail_run(client, run_id, error)
         raise
     finally:
         log_curve(client, run_id, "loss", losses)
         progress.close()
-    client.set_terminated(run_id, "FINISHED")
+    finish_run(client, run_id)
     log.info(f"{config.name}: trained {config.steps} steps; checkpoints in {workspace.checkpoints(config.name)}")
 
 

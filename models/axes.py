@@ -9,32 +9,12 @@ paper's value); tests hold each table's names and options to its implementation'
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal
 
-from annotated_types import Ge, Gt, Le, Lt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .options import Options, option, option_problems, refuse
 from .tables import choose
-
-
-def option(description=None, **constraints):
-    """An option's declaration: its constraints (pydantic's ge, gt, le, lt, ...), and no default of its own."""
-    return Field(None, description=description, **constraints)
-
-
-class Options(BaseModel):
-    """The options of one entry, checked strictly (an integer is a number, but true is not); each
-    pair (low, high) of `ordered` must be in order where both are given."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    ordered: ClassVar[tuple[tuple[str, str], ...]] = ()
-
-    @model_validator(mode="after")
-    def in_order(self):
-        for low, high in self.ordered:
-            if getattr(self, low) is not None and getattr(self, high) is not None and not getattr(self, low) < getattr(self, high):
-                raise ValueError(f"{low} must be below {high}")
-        return self
 
 
 class SigmaRange(Options):
@@ -112,7 +92,7 @@ class LearnedOptions(SigmaRange):
     hidden: int = option(gt=0)
 
 
-NOISE_SCHEDULES = {
+NOISE_SCHEDULE_ENTRIES = {
     "ddpm": NoiseScheduleEntry(paper="Ho et al. 2020", options=DDPMOptions, discrete=True),
     "vp_linear": NoiseScheduleEntry(paper="Song et al. 2021", options=VPLinearOptions),
     "vp_cosine": NoiseScheduleEntry(paper="Nichol & Dhariwal 2021", options=VPCosineOptions),
@@ -122,7 +102,7 @@ NOISE_SCHEDULES = {
     "learned": NoiseScheduleEntry(paper="Kingma et al. 2021 (VDM)", options=LearnedOptions),
 }
 
-PARAMETERIZATIONS = {
+PARAMETERIZATION_ENTRIES = {
     "eps": Entry(paper="Ho et al. 2020"),
     "x0": Entry(),
     "v": Entry(paper="Salimans & Ho 2022"),
@@ -130,7 +110,7 @@ PARAMETERIZATIONS = {
     "flow": Entry(paper="Lipman et al. 2023"),
 }
 
-CONDITIONINGS = {
+CONDITIONING_ENTRIES = {
     "index": Entry(paper="Ho et al. 2020", needs_discrete=True),
     "time": Entry(paper="Song et al. 2021"),
     "c_noise": Entry(paper="Karras et al. 2022"),
@@ -147,7 +127,7 @@ class LogitNormalOptions(Options):
     s: float = option(gt=0)
 
 
-NOISE_SAMPLING = {
+NOISE_SAMPLING_ENTRIES = {
     "uniform_discrete": Entry(paper="Ho et al. 2020", needs_discrete=True),
     "uniform": Entry(paper="Song et al. 2021; Nichol & Dhariwal 2021; Kingma et al. 2021; Lipman et al. 2023", needs_uniform_time=True),
     "log_normal": Entry(paper="Karras et al. 2022", options=LogNormalOptions),
@@ -159,7 +139,7 @@ class MinSNROptions(Options):
     gamma: float = option(gt=0)
 
 
-WEIGHTINGS = {
+WEIGHTING_ENTRIES = {
     "simple": Entry(paper="Ho et al. 2020"),
     "snr": Entry(),
     "min_snr": Entry(paper="Hang et al. 2023", options=MinSNROptions),
@@ -190,7 +170,7 @@ class MLPOptions(NetworkOptions):
     depth: int = option(gt=0)
 
 
-NETWORKS = {
+NETWORK_ENTRIES = {
     "unet": Entry(paper="Ho et al. 2020; Song et al. 2021; Karras et al. 2022", options=UNetOptions),
     "mlp": Entry(options=MLPOptions),
 }
@@ -232,7 +212,7 @@ class UniPCOptions(Options):
     variant: Literal["bh1", "bh2"] = option()
 
 
-SOLVERS = {
+SOLVER_ENTRIES = {
     "ddpm": SolverEntry(paper="Ho et al. 2020", order=1, stochastic=True, options=DDPMSamplerOptions),
     "ddim": SolverEntry(paper="Song et al. 2021", order=1, stochastic=False, noise_options=("eta",), options=EtaOptions),
     "euler": SolverEntry(paper="Euler; Karras et al. 2022", order=1, stochastic=False),
@@ -261,7 +241,7 @@ class TimeUniformOptions(SigmaRange):
     spacing: Literal["linspace", "leading", "trailing"] = option()
 
 
-STEP_SCHEDULES = {
+STEP_SCHEDULE_ENTRIES = {
     "karras": Entry(paper="Karras et al. 2022", options=KarrasOptions),
     "time_uniform": Entry(paper="Song et al. 2021; Lin et al. 2024", options=TimeUniformOptions),
     "time_quadratic": Entry(paper="Song et al. 2021", options=SigmaRange),
@@ -273,82 +253,11 @@ class DynamicThresholdOptions(Options):
     percentile: float = option(gt=0, le=1)
 
 
-CLIPPINGS = {
+CLIPPING_ENTRIES = {
     "none": Entry(),
     "clip": Entry(paper="Ho et al. 2020 (diffusers' clip_sample)"),
     "dynamic_threshold": Entry(paper="Saharia et al. 2022 (Imagen)", options=DynamicThresholdOptions),
 }
-
-# --- Checking options against a declaration
-
-
-NOUNS = {int: "integer", float: "number", str: "string", list: "list"}
-BOUNDS = {Ge: "<=", Gt: "<", Le: "<=", Lt: "<"}
-
-
-def requirement(name, field):
-    """What an option must be, in words: its description, or its type and range (e.g. 'a number
-    with 0 <= eta <= 1', "one of 'bh1', 'bh2'", 'a positive, finite number')."""
-    if field.description:
-        return field.description
-    if get_origin(field.annotation) is Literal:
-        return f"one of {', '.join(repr(value) for value in get_args(field.annotation))}"
-    if field.annotation is bool:
-        return "true or false"
-    lower = next((m for m in field.metadata if isinstance(m, Ge | Gt)), None)
-    upper = next((m for m in field.metadata if isinstance(m, Le | Lt)), None)
-    positive = isinstance(lower, Gt) and lower.gt == 0 and upper is None
-    finite = any(getattr(m, "allow_inf_nan", True) is False for m in field.metadata)
-    described = ", ".join(["positive"] * positive + ["finite"] * finite) + " " + NOUNS[get_origin(field.annotation) or field.annotation]
-    words = ("an " if described.lstrip()[0] in "aeiou" else "a ") + described.lstrip()
-    if positive or (lower is None and upper is None):
-        return words
-    low = f"{lower.ge if isinstance(lower, Ge) else lower.gt} {BOUNDS[type(lower)]} " if lower else ""
-    high = f" {BOUNDS[type(upper)]} {upper.le if isinstance(upper, Le) else upper.lt}" if upper else ""
-    return f"{words} with {low}{name}{high}"
-
-
-def option_problems(kind, name, entry, options):
-    """(key path below the options, value, message) of each option that `entry` (`kind` `name`) does not
-    accept: an unknown name, a value of the wrong type or range, a broken rule between options."""
-    try:
-        entry.options.model_validate(options)
-    except ValidationError as error:
-        fields = entry.options.model_fields
-        unknown = sorted(str(e["loc"][0]) for e in error.errors() if e["type"] == "extra_forbidden")
-        if unknown:
-            yield (), options, f"{kind} {name!r} does not accept option(s) {unknown}; allowed: {sorted(fields)}"
-        for e in error.errors():
-            if e["type"] == "extra_forbidden":
-                continue
-            if e["loc"]:
-                key = e["loc"][0]
-                yield (key,), options[key], f"{kind} {name!r}: option {key} must be {requirement(key, fields[key])}"
-            else:
-                yield (), options, f"{kind} {name!r}: {e['msg'].removeprefix('Value error, ')}"
-
-
-def check_options(kind, name, entry, options):
-    """Raise a ValueError that names every problem of `options` for `entry`, if it has any."""
-    problems = [f"{message} (got {value!r})" for _, value, message in option_problems(kind, name, entry, options)]
-    if problems:
-        raise ValueError("; ".join(problems))
-
-
-class Problems(ValueError):
-    """What a check found: (key path below the checked model, value given there, message) each; a
-    pydantic validator raises it so that every message keeps its exact key path."""
-
-    def __init__(self, problems):
-        self.problems = problems
-        super().__init__("; ".join(message for _, _, message in problems))
-
-
-def refuse(problems):
-    """Raise `Problems` if the iterable `problems` yields any."""
-    problems = list(problems)
-    if problems:
-        raise Problems(problems)
 
 
 class Choice(BaseModel):
@@ -393,12 +302,12 @@ def choice(kind, table):
     )
 
 
-NoiseScheduleChoice = choice("noise schedule", NOISE_SCHEDULES)
-ParameterizationChoice = choice("parameterization", PARAMETERIZATIONS)
-ConditioningChoice = choice("time conditioning", CONDITIONINGS)
-NoiseSamplingChoice = choice("noise sampling", NOISE_SAMPLING)
-WeightingChoice = choice("loss weighting", WEIGHTINGS)
-NetworkChoice = choice("network", NETWORKS)
-SolverChoice = choice("solver", SOLVERS)
-StepScheduleChoice = choice("step schedule", STEP_SCHEDULES)
-ClippingChoice = choice("clipping", CLIPPINGS)
+NoiseScheduleChoice = choice("noise schedule", NOISE_SCHEDULE_ENTRIES)
+ParameterizationChoice = choice("parameterization", PARAMETERIZATION_ENTRIES)
+ConditioningChoice = choice("time conditioning", CONDITIONING_ENTRIES)
+NoiseSamplingChoice = choice("noise sampling", NOISE_SAMPLING_ENTRIES)
+WeightingChoice = choice("loss weighting", WEIGHTING_ENTRIES)
+NetworkChoice = choice("network", NETWORK_ENTRIES)
+SolverChoice = choice("solver", SOLVER_ENTRIES)
+StepScheduleChoice = choice("step schedule", STEP_SCHEDULE_ENTRIES)
+ClippingChoice = choice("clipping", CLIPPING_ENTRIES)

@@ -8,6 +8,7 @@ against the model's, snaps the grid to the timesteps of a discrete model, and ap
 import torch
 
 from . import axes
+from .options import check_options
 
 
 def karras(num_steps, noise_schedule, sigma_min, sigma_max, *, rho=7.0):
@@ -84,7 +85,7 @@ def step_schedule(name, num_steps, noise_schedule, *, sigma_min=None, sigma_max=
     """
     if name not in STEP_SCHEDULES:
         raise ValueError(f"unknown step schedule {name!r}; allowed: {sorted(STEP_SCHEDULES)}")
-    axes.check_options("step schedule", name, axes.STEP_SCHEDULES[name], options)
+    check_options("step schedule", name, axes.STEP_SCHEDULE_ENTRIES[name], options)
     if not (isinstance(num_steps, int) and num_steps >= 1):
         raise ValueError(f"step schedule {name!r}: num_steps={num_steps!r}; allowed: an integer >= 1")
     low, high = noise_schedule.sigma_min, noise_schedule.sigma_max

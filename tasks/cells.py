@@ -19,6 +19,7 @@ from models.fid import bootstrap_fids, features, fid_from_moments, moments, resa
 from models.solvers import SOLVERS
 
 from .provenance import cell_code, digest
+from .rows import fields
 from .sample import initial_noise, sample, stream_seed
 
 REFERENCE = ("heun", "karras")  # EDM's Heun on a Karras grid at the grid's reference_nfe: the model's own ODE solution
@@ -71,29 +72,22 @@ class Cell(NamedTuple):
         clipping, same ends, its grid's reference_nfe; None for a stochastic cell, which solves no ODE."""
         return reference_cell(self.configuration, self.reference_nfe, self.clipping, self.ends) if self.deterministic else None
 
-    def row(self, nfe, fid, fid_bootstrap, seconds, ode_error, error_ratio=None):
-        """The cell's row (`tasks.analysis`, `tasks.figures`): configuration, solver and step_schedule (labels with their
-        options), clipping, series, order (the solver's, in theory), budget, nfe (spent), fid, fid_se (the
-        standard deviation of fid_bootstrap, the FIDs of bootstrap resamples), ode_error (None for a
-        stochastic cell) and the label of its ode_reference, error_ratio (a reference's: `solution_check`),
-        seconds, reference, label."""
-        return dict(
+    def row(self, **measured):
+        """The cell's row (`tasks.rows.CellRow`): its own labels, order, budget, reference and label,
+        and every other field from `measured` (what sampling and scoring it gave: nfe, fid, fid_se,
+        fid_bootstrap, ode_error, error_ratio, seconds)."""
+        own = dict(
             configuration=self.configuration,
             **self.tags,
             series=self.series,
             order=self.solver.entry.order,
             budget=self.budget,
-            nfe=nfe,
-            fid=fid,
-            fid_se=torch.tensor(fid_bootstrap, dtype=torch.float64).std().item(),
-            fid_bootstrap=fid_bootstrap,
-            ode_error=ode_error,
             ode_reference=self.ode_reference and self.ode_reference.label,
-            error_ratio=error_ratio,
-            seconds=seconds,
             reference=self.reference,
             label=self.label,
         )
+        values = {**own, **measured}
+        return {name: values[name] for name in fields()}
 
 
 def reference_cell(configuration, reference_nfe, clipping, ends=()):
@@ -224,10 +218,12 @@ def score(cell, shards, statistics, resamples, solution, finer=None):
     merged = torch.cat([shard.features for shard in shards])
     samples = torch.cat([shard.samples for shard in shards])
     distance = ode_error(samples, solution) if cell.deterministic else None
+    bootstrap = bootstrap_fids(statistics, merged, resamples)
     row = cell.row(
         nfe=shards[0].nfe,
         fid=fid_from_moments(statistics, [moments(merged)]),
-        fid_bootstrap=bootstrap_fids(statistics, merged, resamples),
+        fid_se=torch.tensor(bootstrap, dtype=torch.float64).std().item(),
+        fid_bootstrap=bootstrap,
         seconds=sum(shard.seconds for shard in shards),
         ode_error=distance,
         error_ratio=error_ratio(distance, solution, finer) if cell.reference else None,

@@ -222,38 +222,3 @@ def convergence_figure(rows, samples, count=4):
         axes.set_title(title, fontsize="small")
     figure.suptitle(f"{variant(reference)}: the same {count} initial noises through every solver", fontsize="medium")
     return figure
-
-
-def reference_samples_figure(layout, grids):
-    """The reference samples of every model, a row of grids per (title, models) of `layout`; `grids`:
-    model -> (image array, caption)."""
-    columns = max(len(models) for _, models in layout)
-    figure = Figure(figsize=(2.6 * columns, 3.0 * len(layout)), layout="constrained")
-    for axes_row, (title, models) in zip(figure.subplots(len(layout), columns, squeeze=False), layout):
-        for axes in axes_row:
-            axes.set_axis_off()
-        for axes, model in zip(axes_row, models):
-            image, caption = grids[model]
-            axes.imshow(image, interpolation="nearest")
-            axes.set_title(f"{title}\n{caption}" if title and axes is axes_row[0] else caption, fontsize="small")
-    return figure
-
-
-def noise_levels_figure(panels):
-    """The density of log sigma that training draws, a panel per (title, configuration -> its
-    `tasks.noise_levels` histogram) of `panels`, a line per configuration, its sampling range (the
-    noise schedule's [sigma_min, sigma_max], where every step schedule starts and ends) marked by ticks
-    of its colour on the axis; the data's scale sigma = 0.5 dotted."""
-    figure = Figure(figsize=(7.5, 3.6 * len(panels)), layout="constrained")
-    for axes, (title, levels) in zip(figure.subplots(len(panels), 1, squeeze=False)[:, 0], panels):
-        for i, (name, level) in enumerate(levels.items()):
-            centres = [math.exp((a + b) / 2) for a, b in zip(level["edges"], level["edges"][1:])]
-            line = axes.plot(centres, level["density"], color=f"C{i % 10}", label=name)[0]
-            ends = [level["sigma_min"], level["sigma_max"]]
-            axes.plot(ends, [0, 0], linestyle="none", marker="|", markersize=14, markeredgewidth=2, color=line.get_color(), clip_on=False)
-        axes.axvline(0.5, color="gray", linestyle=":", linewidth=1, label="sigma_data = 0.5")
-        axes.set_xscale("log")
-        axes.set_ylim(bottom=0)
-        axes.set(xlabel="sigma (ticks on the axis: each model's sampling range)", ylabel="density of log sigma in training", title=title)
-        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return figure

@@ -25,7 +25,10 @@ DECLARATIONS = "models/axes.py"
 # schedule and each step schedule's grid on it, to refuse a sigma range outside a model's before any
 # work. It can stop a stage but cannot change what a stage computes, so these imports of the check do
 # not make a stage depend on the two modules; a stage that computes with them imports them itself.
-CHECK_ONLY = {"flows/params.py": frozenset({"models/noise_schedules.py", "models/step_schedules.py"})}
+CHECK_ONLY = {
+    "flows/configurations.py": frozenset({"models/noise_schedules.py"}),
+    "flows/params.py": frozenset({"models/step_schedules.py"}),
+}
 
 
 def module_file(module):

@@ -11,19 +11,12 @@ import shutil
 import matplotlib.image
 
 from .analysis import ABLATION_COLUMNS, ablation_table, best_per_budget, convergence_checks, measured_orders, summary, variant
-from .figures import (
-    convergence_figure,
-    fid_vs_nfe_figure,
-    fid_vs_ode_error_figure,
-    noise_levels_figure,
-    ode_error_figure,
-    reference_samples_figure,
-    save_figure,
-)
+from .figures import convergence_figure, fid_vs_nfe_figure, fid_vs_ode_error_figure, ode_error_figure, save_figure
 from .files import file_name, write_csv, write_json, write_text
 from .markdown import ablation_markdown, orders_markdown
+from .overview import ablations_figure, noise_levels_figure, reference_samples_figure
+from .rows import CSV, fields
 
-COLUMNS = ["configuration", "solver", "step_schedule", "clipping", "series", "budget", "nfe", "fid", "fid_se", "ode_error", "seconds"]
 BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid", "fid_se", "runner_up", "within_spread", "failed"]
 ORDER_COLUMNS = ["configuration", "series", "order", "measured_order", "over_nfe", "slopes", "ode_error_at_most_nfe"]
 FIGURES = {  # file -> the figure of rows, the data floor, failures and a layout
@@ -55,7 +48,7 @@ def write_results(rows, floor, folder, training, failure=None, samples=None, noi
     name = folder.name
     results = {"training": training, "data_floor_fid": floor, "cells": rows, **({"failed": failure} if failure else {})}
     write_json(results, folder / "cells.json")
-    write_csv([row for row in rows if not row["reference"]], folder / "fid.csv", COLUMNS)
+    write_csv([row for row in rows if not row["reference"]], folder / "fid.csv", fields(CSV))
     failures = {name: failure} if failure else None
     write_json(summary(rows, floor, failures), folder / "summary.json")
     write_csv(measured_orders(rows), folder / "measured_order.csv", ORDER_COLUMNS)
@@ -112,21 +105,24 @@ def noise_panels(noise_levels, ablations):
     return [panel for panel in panels if panel[1]] or [("every configuration", noise_levels)]
 
 
-def write_report(rows, failures, floor, workspace, ablations=(), noise_levels=None):
-    """reports/: the three figures (`FIGURES`), fid_vs_nfe.csv, best.csv, measured_order.csv and .md,
-    summary.json, each model's convergence picture and the sample grids of its reference and best
-    cell per budget; with `ablations` ((axis, configurations: the parent first, configuration -> its
-    entry of the axis) each), the figures grouped by ablation, the tables ablations.csv and
-    ablations.md (empty without ablations); reference_samples.png; and, for the ablations of noise
-    sampling and noise schedule, training_noise_levels.png from `noise_levels` (configuration -> its
+def write_report(rows, failures, floor, workspace, ablations=(), noise_levels=None, compared=None):
+    """reports/: the three figures (`FIGURES`) of the configurations `compared` (those on the full
+    grid; when none is, every one), fid_vs_nfe.csv, best.csv, measured_order.csv and .md, summary.json,
+    each model's convergence picture and the sample grids of its reference and best cell per budget;
+    with `ablations` ((axis, configurations: the parent first, configuration -> its entry of the axis)
+    each), the tables ablations.csv and ablations.md and their figure ablations.png (empty without
+    ablations); reference_samples.png, a row per ablation; and, for the ablations of noise sampling
+    and noise schedule, training_noise_levels.png from `noise_levels` (configuration -> its
     noise_levels.json). A failed configuration is marked in the figures, best.csv and summary.json.
     The best cells come back."""
     reports = workspace.reports
+    names = list(dict.fromkeys([row["configuration"] for row in rows] + list(failures)))
+    shown = [name for name in names if not compared or name in compared]
+    save_figures([row for row in rows if row["configuration"] in shown], floor, {k: v for k, v in failures.items() if k in shown}, reports)
     grouped = {name for _, members, _ in ablations for name in members}
-    others = [name for name in dict.fromkeys([row["configuration"] for row in rows] + list(failures)) if name not in grouped]
+    others = [name for name in names if name not in grouped]
     layout = [(f"{axis} from {members[0]}", members) for axis, members, _ in ablations] + [("", others)] * bool(others)
-    save_figures(rows, floor, failures, reports, layout)
-    write_csv([row for row in rows if not row["reference"]], reports / "fid_vs_nfe.csv", COLUMNS)
+    write_csv([row for row in rows if not row["reference"]], reports / "fid_vs_nfe.csv", fields(CSV))
     orders = measured_orders(rows)
     write_csv(orders, reports / "measured_order.csv", ORDER_COLUMNS)
     checks = {model: convergence_checks([row for row in rows if variant(row) == model]) for model in dict.fromkeys(map(variant, rows))}
@@ -141,6 +137,7 @@ def write_report(rows, failures, floor, workspace, ablations=(), noise_levels=No
     tables = [ablation_table(rows, axis, members, entries) for axis, members, entries in ablations]
     write_csv([line for table in tables for line in table], reports / "ablations.csv", ABLATION_COLUMNS)
     write_text(ablation_markdown(tables, floor), reports / "ablations.md")
+    save_figure(ablations_figure(tables, floor), reports / "ablations.png")
     save_figure(noise_levels_figure(noise_panels(noise_levels or {}, ablations)), reports / "training_noise_levels.png")
     references = {variant(row): row for row in rows if row["reference"]}
     grids = {

@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 from mlflow import MlflowClient
@@ -18,6 +19,7 @@ from mlflow.entities import Metric, Param
 from models.axes import Choice
 
 from .provenance import computation_files, digest, files_digest
+from .rows import CELL_METRIC, SERIES_METRIC, fields, required
 from .workspace import store_root
 
 KEY = "study.key"
@@ -37,6 +39,12 @@ def tracking_uri(root):
 
 def is_local(uri):
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def existing_experiment(root, name):
+    """The id of the experiment `name` in the study's store under `root`, or None if it has none yet."""
+    found = MlflowClient(tracking_uri(root)).get_experiment_by_name(name)
+    return found.experiment_id if found else None
 
 
 def experiment(client, name, artifact_root):
@@ -114,10 +122,6 @@ def log_curve(client, run_id, name, points):
         client.log_batch(run_id, metrics=metrics[start : start + BATCH])
 
 
-CELL_METRICS = ("fid", "fid_se", "nfe", "seconds")  # and ode_error and error_ratio, where the cell measures them
-SERIES_METRICS = ("fid", "fid_se", "ode_error")  # of a series run, each at step = NFE spent
-
-
 def row_metrics(row, names, step):
     """MLflow metrics `names` of a row at `step`; a None value (a stochastic cell's ode_error) is left out."""
     now = int(time.time() * 1000)
@@ -125,13 +129,13 @@ def row_metrics(row, names, step):
 
 
 def log_cell(client, experiment_id, parent, key, row, tags):
-    """A finished run named by the cell's label, nested under `parent`, with metrics fid, fid_se, nfe,
-    seconds, ode_error and error_ratio (where measured), param budget and `tags` plus solver,
-    step_schedule, clipping and reference."""
+    """A finished run named by the cell's label, nested under `parent`, with the row's `METRIC` fields
+    as metrics (`CELL_METRIC`, those measured: `tasks.rows`), param budget and `tags` plus solver, step_schedule,
+    clipping and reference."""
     name = row["label"]
     cell_tags = {**tags, **{key: row[key] for key in ("solver", "step_schedule", "clipping")}, "reference": str(row["reference"])}
     run_id = run_for(client, experiment_id, key, name, parent=parent, tags=cell_tags)
-    metrics = row_metrics(row, (*CELL_METRICS, "ode_error", "error_ratio"), 0)
+    metrics = row_metrics(row, fields(CELL_METRIC), 0)
     client.log_batch(run_id, metrics=metrics, params=[Param("budget", str(row["budget"]))])
     client.set_terminated(run_id, "FINISHED")
     return run_id
@@ -144,10 +148,10 @@ def finished_run(client, experiment_id, key):
 
 
 def logged_cell(client, experiment_id, key):
-    """(run id, its metrics: `CELL_METRICS`, and ode_error and error_ratio if measured) of the FINISHED cell run
-    tagged `key`, or None if there is none."""
+    """(run id, its metrics) of the FINISHED cell run tagged `key` that holds every metric a row
+    requires (`tasks.rows.required`), or None if there is none."""
     run = finished_run(client, experiment_id, key)
-    if run is not None and set(CELL_METRICS) <= set(run.data.metrics):
+    if run is not None and set(required(CELL_METRIC)) <= set(run.data.metrics):
         return run.info.run_id, run.data.metrics
     return None
 
@@ -162,10 +166,11 @@ def series_run(client, experiment_id, parent, name, identities, tags):
 
 
 def log_series(client, run_id, rows):
-    """`SERIES_METRICS` of a series' cells `rows` at step = NFE spent, one point per budget, so that
-    MLflow's chart view draws FID against NFE per series (logged once); the run finished."""
+    """The rows' `SERIES_METRIC` fields (`tasks.rows`) of a series' cells `rows` at step = NFE spent, one point
+    per budget, so that MLflow's chart view draws FID against NFE per series (logged once); the run
+    finished."""
     if "fid" not in client.get_run(run_id).data.metrics:
-        client.log_batch(run_id, metrics=[metric for row in rows for metric in row_metrics(row, SERIES_METRICS, row["nfe"])])
+        client.log_batch(run_id, metrics=[metric for row in rows for metric in row_metrics(row, fields(SERIES_METRIC), row["nfe"])])
     client.set_terminated(run_id, "FINISHED")
 
 
@@ -192,11 +197,28 @@ def close_series(client, experiment_id, configuration, series, rows):
     make_current(client, experiment_id, configuration, series.values())
 
 
-def finish_run(client, run_id, files, status="FINISHED"):
+def finish_run(client, run_id, files=(), status="FINISHED"):
     """Log the `files` as artifacts of the run and end it with `status`."""
     for path in files:
         client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, status)
+
+
+def fail_run(client, run_id, error):
+    """End the run FAILED, with the error's message in its tag `failure`."""
+    client.set_tag(run_id, "failure", str(error)[:5000])
+    client.set_terminated(run_id, "FAILED")
+
+
+class CellRun(NamedTuple):
+    """Where a cell's run goes: the store, the cell's key (`cell_key`), the run it nests under (its
+    series, or the configuration's for a reference) and its tags."""
+
+    client: MlflowClient
+    experiment_id: str
+    key: str
+    parent: str
+    tags: dict
 
 
 def make_current(client, experiment_id, configuration, series):

@@ -8,7 +8,8 @@ import pytest
 import torch
 import yaml
 
-from flows.params import AXES, Study
+from flows.configurations import AXES
+from flows.params import Study
 from flows.params_file import load_params
 from models import axes
 from tasks.provenance import training_identity
@@ -35,9 +36,9 @@ def test_a_shipped_study_covers_every_schedule_and_parameterization_one_axis_at_
     def used(axis):
         return {getattr(config, axis).name for config in configurations.values()}
 
-    assert used("noise_schedule") == set(axes.NOISE_SCHEDULES)
-    assert used("parameterization") == set(axes.PARAMETERIZATIONS)
-    assert used("conditioning") == set(axes.CONDITIONINGS)
+    assert used("noise_schedule") == set(axes.NOISE_SCHEDULE_ENTRIES)
+    assert used("parameterization") == set(axes.PARAMETERIZATION_ENTRIES)
+    assert used("conditioning") == set(axes.CONDITIONING_ENTRIES)
     assert len(used("noise_sampling")) >= 3 and len(used("weighting")) >= 3
     assert [config.name for config in configurations.values() if config.parent is None] == ["edm"]  # one baseline
     for config in configurations.values():

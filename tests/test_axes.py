@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from flows.params_file import ParamsError, load_params
-from models import axes
+from models import axes, options
 from models.conditioning import CONDITIONINGS
 from models.networks import NETWORKS
 from models.noise_schedules import NOISE_SCHEDULES
@@ -31,14 +31,18 @@ def keyword_defaults(function, skip=()):
 
 
 TABLES = {
-    "noise schedule": (axes.NOISE_SCHEDULES, NOISE_SCHEDULES, lambda entry: keyword_defaults(entry)),
-    "parameterization": (axes.PARAMETERIZATIONS, PARAMETERIZATIONS, lambda entry: {}),
-    "time conditioning": (axes.CONDITIONINGS, CONDITIONINGS, lambda entry: {}),
-    "noise sampling": (axes.NOISE_SAMPLING, NOISE_SAMPLING, lambda entry: keyword_defaults(entry)),
-    "loss weighting": (axes.WEIGHTINGS, WEIGHTINGS, lambda entry: keyword_defaults(entry)),
-    "network": (axes.NETWORKS, NETWORKS, lambda entry: keyword_defaults(entry, skip=SIZE)),
-    "solver": (axes.SOLVERS, SOLVERS, lambda entry: entry.options),
-    "step schedule": (axes.STEP_SCHEDULES, STEP_SCHEDULES, lambda entry: {**keyword_defaults(entry), "sigma_min": None, "sigma_max": None}),
+    "noise schedule": (axes.NOISE_SCHEDULE_ENTRIES, NOISE_SCHEDULES, lambda entry: keyword_defaults(entry)),
+    "parameterization": (axes.PARAMETERIZATION_ENTRIES, PARAMETERIZATIONS, lambda entry: {}),
+    "time conditioning": (axes.CONDITIONING_ENTRIES, CONDITIONINGS, lambda entry: {}),
+    "noise sampling": (axes.NOISE_SAMPLING_ENTRIES, NOISE_SAMPLING, lambda entry: keyword_defaults(entry)),
+    "loss weighting": (axes.WEIGHTING_ENTRIES, WEIGHTINGS, lambda entry: keyword_defaults(entry)),
+    "network": (axes.NETWORK_ENTRIES, NETWORKS, lambda entry: keyword_defaults(entry, skip=SIZE)),
+    "solver": (axes.SOLVER_ENTRIES, SOLVERS, lambda entry: entry.options),
+    "step schedule": (
+        axes.STEP_SCHEDULE_ENTRIES,
+        STEP_SCHEDULES,
+        lambda entry: {**keyword_defaults(entry), "sigma_min": None, "sigma_max": None},
+    ),
 }
 ENTRIES = [(kind, name) for kind, (declared, _, _) in TABLES.items() for name in declared]
 
@@ -57,11 +61,11 @@ def test_every_entry_declares_exactly_its_options_and_accepts_its_defaults(kind,
     given = {
         key: list(value) if isinstance(value, tuple) else value for key, value in defaults.items() if value is not None
     }  # as YAML writes them
-    assert list(axes.option_problems(kind, name, declared[name], given)) == [], (kind, name, given)
+    assert list(options.option_problems(kind, name, declared[name], given)) == [], (kind, name, given)
 
 
 def test_discrete_noise_schedules_are_those_with_timesteps():
-    assert {name for name, entry in axes.NOISE_SCHEDULES.items() if entry.discrete} == {
+    assert {name for name, entry in axes.NOISE_SCHEDULE_ENTRIES.items() if entry.discrete} == {
         name for name, schedule in NOISE_SCHEDULES.items() if schedule().timesteps is not None
     }
 
@@ -69,14 +73,14 @@ def test_discrete_noise_schedules_are_those_with_timesteps():
 def test_entries_that_need_a_discrete_schedule_refuse_a_continuous_one():
     continuous, discrete = NOISE_SCHEDULES["edm"](), NOISE_SCHEDULES["ddpm"]()
     sigma = torch.tensor([1.0], dtype=torch.float64)
-    for name, entry in axes.CONDITIONINGS.items():
+    for name, entry in axes.CONDITIONING_ENTRIES.items():
         CONDITIONINGS[name](sigma, discrete)
         if entry.needs_discrete:
             with pytest.raises(ValueError, match="discrete"):
                 CONDITIONINGS[name](sigma, continuous)
         else:
             CONDITIONINGS[name](sigma, continuous)
-    for name, entry in axes.NOISE_SAMPLING.items():
+    for name, entry in axes.NOISE_SAMPLING_ENTRIES.items():
         NOISE_SAMPLING[name](4, discrete, torch.Generator())
         if entry.needs_discrete:
             with pytest.raises(ValueError, match="discrete"):
@@ -86,9 +90,9 @@ def test_entries_that_need_a_discrete_schedule_refuse_a_continuous_one():
 def test_schedules_trained_with_t_uniform_are_those_whose_implementation_draws_it():
     """`uniform_time` is declared where the implementation accepts t uniform (not EDM's, whose time is
     sigma), and the one noise sampling that needs it refuses every other schedule."""
-    declared = {name for name, entry in axes.NOISE_SCHEDULES.items() if entry.uniform_time}
+    declared = {name for name, entry in axes.NOISE_SCHEDULE_ENTRIES.items() if entry.uniform_time}
     assert declared == {name for name, schedule in NOISE_SCHEDULES.items() if schedule().uniform_time} == set(NOISE_SCHEDULES) - {"edm"}
-    for name, entry in axes.NOISE_SAMPLING.items():
+    for name, entry in axes.NOISE_SAMPLING_ENTRIES.items():
         for schedule_name, schedule in NOISE_SCHEDULES.items():
             refused = entry.needs_uniform_time and schedule_name not in declared or entry.needs_discrete and schedule_name != "ddpm"
             if refused:
@@ -114,16 +118,16 @@ def test_a_solver_refuses_options_its_declaration_refuses(options, problem):
 
 def test_requirements_in_words():
     fields = {**axes.HeunOptions.model_fields, **axes.UNetOptions.model_fields, **axes.SigmaRange.model_fields}
-    assert axes.requirement("s_churn", fields["s_churn"]) == "a number with 0 <= s_churn"
-    assert axes.requirement("dropout", fields["dropout"]) == "a number with 0 <= dropout < 1"
-    assert axes.requirement("channels", fields["channels"]) == "a positive integer"
-    assert axes.requirement("sigma_min", fields["sigma_min"]) == "a positive, finite number"
-    assert axes.requirement("attention", fields["attention"]) == "true or false"
-    assert axes.requirement("embedding", fields["embedding"]) == "one of 'positional', 'fourier'"
+    assert options.requirement("s_churn", fields["s_churn"]) == "a number with 0 <= s_churn"
+    assert options.requirement("dropout", fields["dropout"]) == "a number with 0 <= dropout < 1"
+    assert options.requirement("channels", fields["channels"]) == "a positive integer"
+    assert options.requirement("sigma_min", fields["sigma_min"]) == "a positive, finite number"
+    assert options.requirement("attention", fields["attention"]) == "true or false"
+    assert options.requirement("embedding", fields["embedding"]) == "one of 'positional', 'fourier'"
 
 
-class Damping(axes.Options):
-    fraction: float = axes.option(gt=0, le=1)
+class Damping(options.Options):
+    fraction: float = options.option(gt=0, le=1)
 
 
 def damped_euler(denoise, x, sigmas, *, generator=None, fraction=1.0):
@@ -138,7 +142,7 @@ def registered():
     """A new solver with one typed option, added by one call to `register`, taken out after the test."""
     solver = register("damped_euler", damped_euler, axes.SolverEntry(order=1, stochastic=False, options=Damping))
     yield solver
-    del axes.SOLVERS["damped_euler"], SOLVERS["damped_euler"]
+    del axes.SOLVER_ENTRIES["damped_euler"], SOLVERS["damped_euler"]
 
 
 def test_a_solver_registered_in_one_call_is_checked_from_params_and_runs(registered, tmp_path):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from flows.params import Evaluate
-from models.axes import SOLVERS as DECLARED
+from models.axes import SOLVER_ENTRIES as DECLARED
 from models.clipping import Clipped, clip, dynamic_threshold
 from models.noise_schedules import EDM
 from tasks.cells import cells

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from flows.params import Configuration
+from flows.configurations import Configuration
 from tasks.checkpoints import load_latest
 from tasks.train import load_trained, train
 from tests.conftest import tiny_configuration
@@ -37,7 +37,7 @@ import torch
 torch.set_num_threads(1)
 import tasks.checkpoints as checkpoints
 import tasks.files as files
-from flows.params import Configuration
+from flows.configurations import Configuration
 from tasks.train import train
 
 fields, images, folder, pause_after, pause_writing = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])

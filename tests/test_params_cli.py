@@ -1,4 +1,4 @@
-"""A corpus of malformed params files through both command lines: `python -m flows.params FILE` and
+"""A corpus of malformed params files through both command lines: `python -m flows.check FILE` and
 a stage's entry point (`flows.cli.main`). Each exits 2 within 2 s, names the key path and the
 bad value, never calls the stage's flow, and leaves an existing workspace byte for byte as it was."""
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import prefect
 import pytest
 
-from flows import cli, params_file
+from flows import cli
+from flows.check import check
 from flows.params_file import load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -317,7 +318,7 @@ def test_a_malformed_params_file_exits_2_naming_the_problem_and_touches_nothing(
     before = snapshot(prepared)
     never = never_called()
     for command in (
-        lambda: params_file.check([str(path)]),
+        lambda: check([str(path)]),
         lambda: cli.main(never, per_configuration=True, argv=["--params", str(path), "--configuration", "edm", "--root", str(prepared)]),
         lambda: cli.main(never, argv=["--params", str(path), "--root", str(prepared)]),
     ):

@@ -15,7 +15,18 @@ from models.solvers import SOLVERS
 from models.solvers.contract import Solver
 from models.solvers.runge_kutta import euler
 from tasks.cells import cell_identity, cells
-from tasks.provenance import CHECK_ONLY, PACKAGES, PROJECT, cell_code, cell_files, digest, imported_modules, source_files, tensors_digest
+from tasks.provenance import (
+    CHECK_ONLY,
+    PACKAGES,
+    PROJECT,
+    cell_code,
+    cell_files,
+    digest,
+    imported_by,
+    imported_modules,
+    source_files,
+    tensors_digest,
+)
 
 DVC = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
 
@@ -79,6 +90,7 @@ def test_imports_are_followed_everywhere_but_the_params_checks_model_imports():
     assert {"models/solvers/__init__.py", "models/__init__.py"} <= source_files("models.solvers.runge_kutta")  # parent packages run first
     assert "models/fid.py" in source_files("tasks.features")
     assert CHECK_ONLY["flows/params.py"].isdisjoint(source_files("flows.params"))
+    assert CHECK_ONLY["flows/configurations.py"].isdisjoint(source_files("flows.configurations"))
     assert "models/noise_schedules.py" in source_files("flows.train")  # where it computes with them, it depends on them
 
 
@@ -114,7 +126,7 @@ def test_a_cell_counts_its_declarations_and_out_of_project_code(monkeypatch):
     an algorithm outside the project counts by its source."""
     assert "models/axes.py" not in cell_files(SOLVERS["heun"])
     before = {name: cell_code(SOLVERS[name]) for name in ("heun", "euler")}
-    monkeypatch.setitem(axes.SOLVERS, "heun", dataclasses.replace(axes.SOLVERS["heun"], calls_per_step=3))
+    monkeypatch.setitem(axes.SOLVER_ENTRIES, "heun", dataclasses.replace(axes.SOLVER_ENTRIES["heun"], calls_per_step=3))
     assert cell_code(SOLVERS["heun"]) != before["heun"] and cell_code(SOLVERS["euler"]) == before["euler"]
 
     def outside(denoise, x, sigmas, *, generator=None):
@@ -124,7 +136,7 @@ def test_a_cell_counts_its_declarations_and_out_of_project_code(monkeypatch):
         return x + 0
 
     edited.__qualname__ = outside.__qualname__
-    monkeypatch.setitem(axes.SOLVERS, "mine", axes.SolverEntry(order=1, stochastic=False))
+    monkeypatch.setitem(axes.SOLVER_ENTRIES, "mine", axes.SolverEntry(order=1, stochastic=False))
     assert cell_code(Solver("mine", outside)) != cell_code(Solver("mine", edited))
 
 
@@ -163,10 +175,40 @@ def test_a_deterministic_cell_names_its_reference_and_a_stochastic_cell_none(mon
     grid = cells(study.evaluate, "tiny")
     identities = lambda study, grid: {cell.label: cell_identity(study, cell, "weights", "features") for cell in grid}
     before = identities(study, grid)
-    monkeypatch.setitem(axes.SOLVERS, "heun", dataclasses.replace(axes.SOLVERS["heun"], paper="edited"))
+    monkeypatch.setitem(axes.SOLVER_ENTRIES, "heun", dataclasses.replace(axes.SOLVER_ENTRIES["heun"], paper="edited"))
     after = identities(study, grid)
     assert {label for label in before if before[label] != after[label]} == {"heun/karras/63", "euler/karras/8", "heun/karras/8"}
     monkeypatch.undo()
     finer = study.model_copy(update={"evaluate": study.evaluate.model_copy(update={"reference_nfe": 127})})
     moved = identities(finer, cells(finer.evaluate, "tiny"))
     assert moved["euler_ancestral/karras/8"] == before["euler_ancestral/karras/8"] and moved["euler/karras/8"] != before["euler/karras/8"]
+
+
+def project_files():
+    return sorted(
+        p.relative_to(PROJECT).as_posix() for package in PACKAGES for p in (PROJECT / package).rglob("*.py") if "__pycache__" not in p.parts
+    )
+
+
+def test_imports_go_one_way_and_form_no_cycle():
+    """models <- tasks <- flows: no file imports from a package above its own, and no file imports
+    itself back through others (every import statement counts, at module level or in a function)."""
+    layer = {"models": 0, "tasks": 1, "flows": 2}
+    upward = [(f, g) for f in project_files() for g in imported_by(f) if layer[g.split("/")[0]] > layer[f.split("/")[0]]]
+    assert upward == []
+    above = lambda f, g: g.endswith("__init__.py") and f.startswith(g.removesuffix("__init__.py"))  # a package runs before its modules
+    graph = {f: {g for g in imported_by(f) if not above(f, g)} for f in project_files()}
+    done, active = set(), []
+
+    def visit(f):
+        if f in active:
+            return active[active.index(f) :] + [f]
+        if f in done:
+            return None
+        active.append(f)
+        cycle = next((found for g in sorted(graph[f]) if (found := visit(g))), None)
+        active.pop()
+        done.add(f)
+        return cycle
+
+    assert next((cycle for f in graph if (cycle := visit(f))), None) is None

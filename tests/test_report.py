@@ -14,6 +14,7 @@ from tasks.figures import fid_vs_nfe_figure, save_figure
 from tasks.files import write_csv, write_json
 from tasks.images import sample_grid, sample_grid_array
 from tasks.markdown import ablation_markdown, orders_markdown
+from tasks.overview import ablations_figure
 
 
 def row(
@@ -328,3 +329,25 @@ def test_the_reference_converged_when_its_ratio_is_near_2_to_its_order_and_its_s
     assert "| edm | reference | 3.00e-03 | 0.90 | -0.15 | inf | 1.00e-02 | **NO** |" in orders_markdown([], {"edm": [check]})
     (check,) = convergence_checks([reference, row("edm", "ddpm", "karras", 8, 8, 10.0)])  # stochastic only: nothing to check
     assert check["converged"] is None and check["smallest_ode_error"] is None
+
+
+def test_the_ablation_figure_puts_each_axis_entries_side_by_side_against_the_seed_spread():
+    """A panel per ablation, its entries (the parent in bold, a clipped model labelled with its
+    clipping) on one axis, reference and best FID at NFE <= 10 on the other; the seed replicates'
+    range as a band in every panel."""
+    replicates = (("edm", 0.0), ("edm-seed1", 3.0))
+    seeds = [{**r, "configuration": name, "fid": r["fid"] + shift} for name, shift in replicates for r in ABLATION[:5]]
+    tables = [
+        ablation_table(ABLATION, "parameterization", ["edm", "eps"], {"edm": "edm", "eps": "eps"}),
+        ablation_table(seeds, "seed", ["edm", "edm-seed1"], {"edm": "0", "edm-seed1": "1"}),
+    ]
+    figure = ablations_figure(tables, floor=2.0)
+    first, second = figure.get_axes()[:2]
+    assert first.get_title() == "parameterization (from edm)" and second.get_title() == "seed (from edm)"
+    labels = first.get_yticklabels()
+    assert [label.get_text() for label in labels] == ["edm (parent)", "eps", "eps + clip"]
+    assert [label.get_fontweight() for label in labels] == ["bold", "normal", "normal"]
+    bands = [patch for patch in first.patches if patch.get_label().startswith("seed replicates")]
+    assert len(bands) == 2 and first.get_xscale() == "log"
+    (reference_band,) = [band for band in bands if "reference" in band.get_label()]
+    assert reference_band.get_x() == pytest.approx(9.0) and reference_band.get_width() == pytest.approx(3.0)  # 9 .. 12

@@ -1,5 +1,5 @@
 """Every solver of the study under one contract (see `contract.Solver`), registered by name; what each
-is and accepts is declared in `models.axes.SOLVERS`. `register` adds one in a single call."""
+is and accepts is declared in `models.axes.SOLVER_ENTRIES`. `register` adds one in a single call."""
 
 from .. import axes
 from .ancestral import ddim, ddpm
@@ -32,6 +32,6 @@ def register(name, algorithm, entry, defaults=None):
     """Add the solver `name`: its declaration `entry` (a `models.axes.SolverEntry`: paper, order, calls
     per step, an Options model of its options) and its `algorithm` (the contract's signature); a
     params file may then name it, and its options are checked against `entry` before any work."""
-    axes.SOLVERS[name] = entry
+    axes.SOLVER_ENTRIES[name] = entry
     SOLVERS[name] = Solver(name, algorithm, defaults or {})
     return SOLVERS[name]

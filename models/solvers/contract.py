@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import axes
+from ..options import check_options
 
 
 class Denoise:
@@ -76,7 +77,7 @@ class Solver:
     """A sampler: `solver(denoiser, x, sigmas, *, generator=None, **options) -> x at sigmas[-1]`.
 
     `generator` is a torch.Generator or a list of one per sample. What the solver is (paper, order,
-    stochastic, calls per step) and which options it accepts is declared in `models.axes.SOLVERS`;
+    stochastic, calls per step) and which options it accepts is declared in `models.axes.SOLVER_ENTRIES`;
     `defaults` are this entry's own defaults over the algorithm's.
     """
 
@@ -86,7 +87,7 @@ class Solver:
 
     @property
     def declared(self):
-        return axes.SOLVERS[self.name]
+        return axes.SOLVER_ENTRIES[self.name]
 
     @property
     def order(self):
@@ -112,7 +113,7 @@ class Solver:
 
     def count_calls(self, denoiser, x, sigmas, *, generator=None, **options):
         """Run the solver and return (x, number of denoiser calls actually made)."""
-        axes.check_options("solver", self.name, self.declared, options)
+        check_options("solver", self.name, self.declared, options)
         grid = check_sigmas(self.name, sigmas)
         denoise = Denoise(denoiser, self.name, grid)
         x = self.algorithm(denoise, x, grid, generator=generator, **{**self.options, **options})

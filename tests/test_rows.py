@@ -1,0 +1,63 @@
+"""A cell's row is one typed record (`tasks.rows.CellRow`): a field added to it alone, and computed,
+reaches fid.csv, the report's CSV and the MLflow cell run, and comes back when the cell is reused."""
+
+import csv
+from typing import Annotated
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from flows.params import Evaluate
+from tasks import rows
+from tasks.cells import cells
+from tasks.results import write_results
+from tasks.tracking import experiment, log_cell, logged_cell, run_for, tracking_uri
+
+MEASURED = dict(nfe=4, fid=10.0, fid_se=0.5, fid_bootstrap=[9.5, 10.5], ode_error=0.1, error_ratio=None, seconds=0.2)
+
+
+class WithHalf(rows.CellRow):
+    fid_half: Annotated[float, rows.CSV, rows.CELL_METRIC]
+
+
+def test_a_field_added_to_the_row_alone_reaches_fid_csv_and_the_mlflow_cell_run_and_comes_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(rows, "CellRow", WithHalf)
+    reference, cell = cells(Evaluate(solvers=["euler"], step_schedules=["karras"], nfe=[4], reference_nfe=7), "tiny")
+    with pytest.raises(KeyError, match="fid_half"):
+        cell.row(**MEASURED)  # a row holds every field of its type: the code that computes it must give it
+    row = cell.row(**MEASURED, fid_half=5.0)
+    ratio = {**MEASURED, "nfe": 7, "ode_error": 0.01, "error_ratio": 4.0, "fid_half": 1.0}
+    folder = tmp_path / "results" / "tiny"
+    samples = {reference.label: torch.zeros(4, 1, 8, 8), cell.label: torch.zeros(4, 1, 8, 8)}
+    write_results([reference.row(**ratio), row], 3.0, folder, "training", samples=samples)
+    with open(folder / "fid.csv", newline="") as file:
+        (line,) = list(csv.DictReader(file))
+    assert float(line["fid_half"]) == 5.0 and list(line)[-1] == "fid_half"
+    client = MlflowClient(tracking_uri(tmp_path))
+    experiment_id = experiment(client, "study", tmp_path / "artifacts")
+    run_id = log_cell(client, experiment_id, run_for(client, experiment_id, "study/tiny", "tiny"), "study/tiny/cell", row, {})
+    assert client.get_run(run_id).data.metrics["fid_half"] == 5.0
+    _, metrics = logged_cell(client, experiment_id, "study/tiny/cell")
+    assert cell.row(fid_bootstrap=row["fid_bootstrap"], **rows.from_metrics(metrics)) == row  # read back, as a reused cell
+
+
+def test_the_rows_fields_are_what_the_files_and_runs_use():
+    assert rows.fields(rows.CSV) == [
+        "configuration",
+        "solver",
+        "step_schedule",
+        "clipping",
+        "series",
+        "budget",
+        "nfe",
+        "fid",
+        "fid_se",
+        "ode_error",
+        "seconds",
+    ]
+    assert rows.required(rows.CELL_METRIC) == ["nfe", "fid", "fid_se", "seconds"]  # ode_error and error_ratio: where measured
+    assert rows.fields(rows.SERIES_METRIC) == ["fid", "fid_se", "ode_error"]
+    assert rows.from_metrics({"nfe": 8.0, "fid": 1.5, "fid_se": 0.1, "seconds": 2.0}) == dict(
+        nfe=8, fid=1.5, fid_se=0.1, ode_error=None, error_ratio=None, seconds=2.0
+    )
