@@ -15,19 +15,12 @@ Prints two markdown tables and writes JSON.
 
 import statistics
 
-import torch
-
-from flows.params_file import load_params
 from models.axes import SolverChoice, StepScheduleChoice
 from models.fid import bootstrap_fids, fid_from_moments, moments
-from tasks.cells import Cell, sample_shard, shared_inputs
-from tasks.data import training_images
-from tasks.features import load_statistics
-from tasks.provenance import training_identity
-from tasks.train import load_trained
-from tasks.workspace import Workspace
+from tasks.cells import Cell, fitted_grid, sample_shard, shared_inputs
 
 from .helpers.measure import describe, machine, markdown, parse, parser, write_json
+from .helpers.trained import trained
 
 
 def cell_of(configuration, text, reference_nfe):
@@ -40,7 +33,8 @@ def scores(model, cell, real, evaluate, sample_shape, seed):
     """(FID, its bootstrap FIDs) of a cell's samples from the initial noise of `seed`; `real`: the real statistics."""
     at = evaluate.model_copy(update={"seed": seed})
     inputs = shared_inputs(at, sample_shape)
-    features = sample_shard(model, cell, inputs.noise, real.inception, at, 0).features
+    fitted = fitted_grid(model, cell, at, sample_shape)[0] if cell.fitted else None  # calibrated on the seed's own stream
+    features = sample_shard(model, cell, inputs.noise, real.inception, at, 0, fitted).features
     fids = bootstrap_fids(real, features, inputs.resamples)
     return fid_from_moments(real, [moments(features)]), fids
 
@@ -75,13 +69,8 @@ def main():
     )
     arguments.add_argument("--seeds", type=int, default=5)
     args = parse(arguments)
-    workspace = Workspace(args.root)
-    study = load_params(workspace.root / "params.yaml")
-    config, evaluate = study.configuration(args.configuration), study.evaluate
-    real, sample_shape = load_statistics(study.features, workspace.features / "statistics.pt")
-    fingerprint = training_identity(config, training_images(workspace))
-    model = load_trained(config, workspace.checkpoints(config.name), sample_shape, fingerprint=fingerprint, log=lambda message: None)
-    torch.set_grad_enabled(False)
+    study, config, model, real, sample_shape = trained(args.root, args.configuration)
+    evaluate = study.evaluate
     results, measured = [], {}
     for text in args.cells:
         cell = cell_of(config.name, text, study.grid(config).reference_nfe)

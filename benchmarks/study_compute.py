@@ -12,7 +12,7 @@ import time
 import torch
 
 from flows.params_file import load_params
-from tasks.cells import cells, measured_against, ode_solution, sample_shard, score, shared_inputs
+from tasks.cells import cells, fitted_grid, measured_against, ode_solution, sample_shard, score, shared_inputs
 from tasks.data import prepare
 from tasks.device import device
 from tasks.features import fit, load_statistics
@@ -65,8 +65,9 @@ def main():
                 if cell.reference:  # its ODE solution at twice its steps, and at four times for the error ratio
                     solutions[cell.label] = ode_solution(model, cell, inputs.noise, evaluate, device=where)
                     finer = ode_solution(model, cell, inputs.noise, evaluate, 2, device=where)
-                shard = sample_shard(model, cell, inputs.noise, statistics.inception, evaluate, 0, device=where)
-                scored.append(score(cell, [shard], statistics, inputs.resamples, measured_against(cell, solutions), finer)[0])
+                fitted, fit_seconds = fitted_grid(model, cell, evaluate, sample_shape, device=where) if cell.fitted else (None, None)
+                shard = sample_shard(model, cell, inputs.noise, statistics.inception, evaluate, 0, fitted, device=where)
+                scored.append(score(cell, [shard], statistics, inputs.resamples, measured_against(cell, solutions), finer, fit_seconds)[0])
             reference = next(row for row in scored if row["reference"])
             best10 = min((r for r in scored if not r["reference"] and r["nfe"] <= 10), key=lambda r: r["fid"], default=None)
             detail = f"{len(scored)} cells; reference FID {reference['fid']:.2f}"

@@ -16,10 +16,21 @@ from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from tasks.analysis import convergence_checks
-from tasks.cells import cell_identity, cells, measured_against, ode_solution, sample_shard, score, shard_ranges, shared_inputs
+from tasks.cells import (
+    cell_identity,
+    cells,
+    fitted_grid,
+    measured_against,
+    ode_solution,
+    sample_shard,
+    schedule_identity,
+    score,
+    shard_ranges,
+    shared_inputs,
+)
 from tasks.data import training_images
 from tasks.device import device
-from tasks.evaluate import logged_row, record_cell
+from tasks.evaluate import logged_row, logged_schedule, record_cell, record_schedule
 from tasks.features import feature_space_digest, load_statistics
 from tasks.files import file_name
 from tasks.mlflow_views import save_series_view
@@ -43,10 +54,33 @@ noise_levels = task(training_noise_levels, name="draw the training noise levels"
 
 
 @task(name="sample and score a shard", cache_policy=NO_CACHE)
-def score_shard(model, cell, noise, extractor, evaluate, first):
+def score_shard(model, cell, noise, extractor, evaluate, first, fitted):
     """`tasks.cells.sample_shard` on the device of the worker that runs it."""
     where = device()
-    return sample_shard(model, cell, noise, extractor.to(where), evaluate, first, device=where)
+    return sample_shard(model, cell, noise, extractor.to(where), evaluate, first, fitted, device=where)
+
+
+@task(name="fit a step schedule", cache_policy=NO_CACHE)
+def fit(model, cell, evaluate, sample_shape, run):
+    """(sigmas, seconds) of a cell's fitted step schedule: read back from its `run` (keyed by
+    `tasks.cells.schedule_identity`) if logged there, else fitted on the device of the worker that runs
+    it (`tasks.cells.fitted_grid`) and logged."""
+    logged = logged_schedule(run)
+    if logged is None:
+        logged = fitted_grid(model, cell, evaluate, sample_shape, device=device())
+        record_schedule(run, cell, *logged)
+    return logged
+
+
+def schedule_run(study, config, training, cell, model, where, tags):
+    """The `CellRun` of a fitted cell's step schedule, keyed by its `schedule_identity`, under the
+    configuration's run `where` (client, experiment id, run id); None for a cell on a fixed schedule."""
+    if not cell.fitted:
+        return None
+    client, experiment_id, run_id = where
+    identity = schedule_identity(study.evaluate, cell, model)
+    key = cell_key(study, config, training, identity, f"step schedule {cell.label}")
+    return CellRun(client, experiment_id, key, run_id, {**tags, "kind": "step schedule", "step_schedule": cell.step_schedule.label})
 
 
 @task(name="solve the ODE to convergence", cache_policy=NO_CACHE)
@@ -74,21 +108,23 @@ def check_convergence(log, name, rows):
             log.error(f"{said}: NOT converged (over 1/10); raise the grid's reference_nfe")
 
 
-def evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file):
+def evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file, schedule=None):
     """(row, kept samples, ODE solution or None, reused?) of one cell: read back if its `run`
-    (`tasks.tracking.CellRun`) is logged, else sampled and scored in shards and logged; a reference
-    also solves its ODE at twice and four times its steps; its grid drawn as `grid_file`."""
+    (`tasks.tracking.CellRun`) is logged, else sampled and scored in shards (on its fitted step
+    schedule, whose run is `schedule`) and logged; a reference also solves its ODE at twice and four
+    times its steps; its samples drawn as `grid_file`."""
     logged = reuse(run, cell, grid_file)
     if logged is not None:
         return (*logged, True)
     evaluate, noise = study.evaluate, inputs.noise
     solution = solve(model, cell, noise, evaluate, 1) if cell.reference else measured_against(cell, solutions)
     finer = solve(model, cell, noise, evaluate, 2) if cell.reference else None
+    fitted, fit_seconds = fit(model, cell, evaluate, noise.shape[1:], schedule) if cell.fitted else (None, None)
     shards = [
-        score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, start)
+        score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, start, fitted)
         for start, end in shard_ranges(len(noise), evaluate.batch_size, study.orchestration.fid_shards)
     ]
-    row, kept = score(cell, [shard.result() for shard in shards], statistics, inputs.resamples, solution, finer)
+    row, kept = score(cell, [shard.result() for shard in shards], statistics, inputs.resamples, solution, finer, fit_seconds)
     record(run, row, kept, solution if cell.reference else None, grid_file)
     return row, kept, solution, False
 
@@ -98,7 +134,9 @@ def said(configuration, row, reused):
     return (
         f"{configuration}: {row['label']} spent NFE {row['nfe']}: FID {row['fid']:.3f} ± {row['fid_se']:.3f}"
         + (f", ODE error {row['ode_error']:.2e}" if row["ode_error"] is not None else "")
-        + f" ({row['seconds']:.2f} s)"
+        + f" ({row['seconds']:.2f} s"
+        + (f"; its grid fitted in {row['fit_seconds']:.1f} s" if row["fit_seconds"] is not None else "")
+        + ")"
         + (" [reused: logged before by the same computation]" if reused else "")
     )
 
@@ -119,7 +157,9 @@ def evaluate_grid(study, config, training, model, statistics, inputs, where, wor
         identity, key = identities[cell.label], cell_key(study, config, training, identities[cell.label], cell.label)
         run = CellRun(client, experiment_id, key, run_id if cell.reference else series[cell.series], {**tags, "evaluation": identity})
         grid_file = folder / "samples" / f"{file_name(cell.label)}.png"
-        row, samples[cell.label], solution, reused = evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file)
+        schedule = schedule_run(study, config, training, cell, digest, where, tags)
+        evaluated = evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file, schedule)
+        row, samples[cell.label], solution, reused = evaluated
         solutions.update({cell.label: solution} if cell.reference else {})
         log.info(said(config.name, row, reused))
         rows.append(row)

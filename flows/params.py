@@ -69,12 +69,22 @@ class Grid(Section):
         return self
 
     def problems(self):
-        """Each entry and budget once; every budget affords every solver's smallest grid."""
+        """Each entry and budget once; a fitted step schedule used with deterministic solvers only;
+        every budget affords every solver's smallest grid."""
         for key in ("solvers", "step_schedules", "clipping"):
             labels = [entry.label for entry in getattr(self, key)]
             for i, label in enumerate(labels):
                 if label in labels[:i]:
                     yield (key, i), label, f"{key} lists {label!r} twice; allowed: each entry once"
+        for i, schedule in enumerate(self.step_schedules):
+            for solver in self.solvers:
+                if schedule.entry.fitted and schedule.used_with(solver) and solver.entry.draws_noise(solver.options):
+                    yield (
+                        ("step_schedules", i),
+                        schedule.name,
+                        f"step schedule {schedule.name!r} is fitted to the ODE of a deterministic solver, and solver {solver.label!r} "
+                        f"draws noise; allowed: the step schedule's `solvers:` naming deterministic solvers only",
+                    )
         needs = {entry.name: entry.entry.nfe(1) for entry in self.solvers}
         most = max(needs, key=needs.get)
         for i, budget in enumerate(self.nfe):
@@ -194,7 +204,8 @@ class Study(Section):
         for name in (None, *grids):
             at = ("evaluate", "grids", name) if name is not None and "step_schedules" in grids[name] else ("evaluate",)
             for i, entry in enumerate(self.evaluate.grid(name).step_schedules):
-                for config in (c for c in self.train.configurations.values() if c.grid == name):
+                fixed = not entry.entry.fitted  # a fitted one spans the model's range
+                for config in (c for c in self.train.configurations.values() if c.grid == name and fixed):
                     grid = (step_schedule, entry.name, 2, config.build_noise_schedule())
                     _, refused = built("step schedule", entry.name, *grid, **entry.options)
                     if refused:

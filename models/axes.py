@@ -43,6 +43,11 @@ class NoiseScheduleEntry(Entry):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepScheduleEntry(Entry):
+    fitted: bool = False  # computed for each model and solver from the model itself (`models.optimized_schedules`)
+
+
+@dataclass(frozen=True, kw_only=True)
 class SolverEntry(Entry):
     """order: convergence order in theory; stochastic: draws noise with its default options;
     noise_options: the options whose positive value makes it draw noise (eta, s_churn);
@@ -241,11 +246,26 @@ class TimeUniformOptions(SigmaRange):
     spacing: Literal["linspace", "leading", "trailing"] = option()
 
 
+class AYSGaussianOptions(SigmaRange):
+    c: float = option(gt=0)
+
+
+class OptimizedOptions(Options):
+    method: Literal["search", "gits"] = option()
+    calibration: int = option(gt=0)
+    candidates: int = option("an integer >= 2", ge=2)
+    evaluations: int = option("an integer >= 32", ge=32)
+
+
 STEP_SCHEDULE_ENTRIES = {
-    "karras": Entry(paper="Karras et al. 2022", options=KarrasOptions),
-    "time_uniform": Entry(paper="Song et al. 2021; Lin et al. 2024", options=TimeUniformOptions),
-    "time_quadratic": Entry(paper="Song et al. 2021", options=SigmaRange),
-    "logsnr_uniform": Entry(paper="Lu et al. 2022", options=SigmaRange),
+    "karras": StepScheduleEntry(paper="Karras et al. 2022", options=KarrasOptions),
+    "time_uniform": StepScheduleEntry(paper="Song et al. 2021; Lin et al. 2024", options=TimeUniformOptions),
+    "time_quadratic": StepScheduleEntry(paper="Song et al. 2021", options=SigmaRange),
+    "logsnr_uniform": StepScheduleEntry(paper="Lu et al. 2022", options=SigmaRange),
+    "ays_gaussian": StepScheduleEntry(paper="Sabour et al. 2024 (Align Your Steps, Thm. 3.1)", options=AYSGaussianOptions),
+    "optimized": StepScheduleEntry(
+        paper="Pei et al. 2025 (Optimal Stepsize); Chen et al. 2024 (GITS)", options=OptimizedOptions, fitted=True
+    ),
 }
 
 
@@ -309,5 +329,23 @@ NoiseSamplingChoice = choice("noise sampling", NOISE_SAMPLING_ENTRIES)
 WeightingChoice = choice("loss weighting", WEIGHTING_ENTRIES)
 NetworkChoice = choice("network", NETWORK_ENTRIES)
 SolverChoice = choice("solver", SOLVER_ENTRIES)
-StepScheduleChoice = choice("step schedule", STEP_SCHEDULE_ENTRIES)
+
+
+class StepScheduleChoice(choice("step schedule", STEP_SCHEDULE_ENTRIES)):
+    """A step schedule with its options, and `solvers`: the solvers of a grid it is used with (null:
+    every one)."""
+
+    solvers: list[str] | None = None
+
+    @field_validator("solvers")
+    @classmethod
+    def known_solvers(cls, solvers):
+        for name in solvers or ():
+            choose(SOLVER_ENTRIES, "solver", name)
+        return solvers
+
+    def used_with(self, solver):
+        return self.solvers is None or solver.name in self.solvers
+
+
 ClippingChoice = choice("clipping", CLIPPING_ENTRIES)

@@ -5,6 +5,8 @@ returns `num_steps` sigmas from sigma_max down to the low end; `step_schedule` c
 against the model's, snaps the grid to the timesteps of a discrete model, and appends sigma = 0.
 """
 
+import math
+
 import torch
 
 from . import axes
@@ -62,11 +64,21 @@ def logsnr_uniform(num_steps, noise_schedule, sigma_min, sigma_max):
     return torch.exp(torch.lerp(log_max, log_min, ramp))
 
 
+def ays_gaussian(num_steps, noise_schedule, sigma_min, sigma_max, *, c=0.5):
+    """Align Your Steps' optimum for Gaussian data of standard deviation c (Sabour et al. 2024, Thm.
+    3.1): uniform in arctan(sigma / c); c defaults to sigma_data = 0.5, the data's standard deviation
+    EDM assumes (ComfyUI's "kl_optimal" takes c = 1)."""
+    ramp = torch.arange(num_steps, dtype=torch.float64) / max(num_steps - 1, 1)
+    high, low = math.atan(sigma_max / c), math.atan(sigma_min / c)
+    return c * torch.tan(high + ramp * (low - high))
+
+
 STEP_SCHEDULES = {
     "karras": karras,
     "time_uniform": time_uniform,
     "time_quadratic": time_quadratic,
     "logsnr_uniform": logsnr_uniform,
+    "ays_gaussian": ays_gaussian,
 }
 
 
@@ -83,6 +95,8 @@ def step_schedule(name, num_steps, noise_schedule, *, sigma_min=None, sigma_max=
     sigma_min/sigma_max default to the model's; asking beyond its range is an error. A discrete
     model's grid is snapped to its timesteps, which may merge steps: the grid then has fewer.
     """
+    if name in axes.STEP_SCHEDULE_ENTRIES and axes.STEP_SCHEDULE_ENTRIES[name].fitted:
+        raise ValueError(f"step schedule {name!r} is fitted to a model and solver: models.optimized_schedules.optimized_step_schedule")
     if name not in STEP_SCHEDULES:
         raise ValueError(f"unknown step schedule {name!r}; allowed: {sorted(STEP_SCHEDULES)}")
     check_options("step schedule", name, axes.STEP_SCHEDULE_ENTRIES[name], options)

@@ -1,7 +1,8 @@
 """The numbers a report is made of, from the evaluation rows (`tasks.cells.Cell.row`): the best cell
 per budget and whether its runner-up is within the spread, the measured orders of convergence, the
-checks of each ODE reference, the closing summary and a table per ablation. Pure functions of the
-rows, no figures: what draws them is `tasks.figures`, what writes them as Markdown `tasks.markdown`.
+checks of each ODE reference, the closing summary, a table per ablation and the comparison of the
+fitted step schedules with the fixed ones. Pure functions of the rows, no figures: what draws them
+is `tasks.figures`, what writes them as Markdown `tasks.markdown`.
 
 A configuration sampled with a clipped denoiser is a model of its own here (`variant`): its own
 reference and best cells.
@@ -10,6 +11,8 @@ reference and best cells.
 import math
 
 import torch
+
+from models.axes import STEP_SCHEDULE_ENTRIES
 
 
 def variant(row):
@@ -218,3 +221,57 @@ def ablation_table(rows, axis, members, entries):
             close = within_spread(chosen[ranked[0]][column], chosen[ranked[1]][column], paired=False)
             table[ranked[0]][f"{column}_winner"] = {True: "within spread", False: "clear", None: "best"}[close]
     return table
+
+
+SCHEDULE_COLUMNS = [
+    "configuration",
+    "solver",
+    "budget",
+    "nfe",
+    "step_schedule",
+    "fit_seconds",
+    "ode_error",
+    "fixed_by_ode_error",
+    "fixed_ode_error",
+    "ode_error_ratio",
+    "fid",
+    "fid_se",
+    "fixed_by_fid",
+    "fixed_fid",
+    "fid_difference",
+    "fid_difference_se",
+]
+
+
+def fitted(row):
+    """Whether a row's step schedule was fitted to its model and solver (`models.optimized_schedules`)."""
+    return STEP_SCHEDULE_ENTRIES[row["step_schedule"].split("[")[0]].fitted
+
+
+def schedule_comparison(rows):
+    """Per model, solver, budget and fitted step schedule: its cell's ODE error and FID against the
+    best fixed schedule's of the same solver and budget (the lowest ODE error; the lowest FID), with
+    the ratio of the ODE errors and the FID difference with its paired standard error (the standard
+    deviation of the bootstrap FIDs' differences: the same noise, the same resamples)."""
+    groups = {}
+    for row in rows:
+        if not row["reference"]:
+            groups.setdefault((variant(row), row["solver"], row["budget"]), []).append(row)
+    lines = []
+    for (model, solver, budget), own in groups.items():
+        fixed = [row for row in own if not fitted(row)]
+        by_error = min((row for row in fixed if row["ode_error"] is not None), key=lambda row: row["ode_error"], default=None)
+        by_score = (by_fid(fixed) or [None])[0]
+        for row in (row for row in own if fitted(row)):
+            line = dict(configuration=model, solver=solver, budget=budget, **{key: row[key] for key in SCHEDULE_COLUMNS[3:7]})
+            line.update(fid=row["fid"], fid_se=row["fid_se"], fixed_by_ode_error=None, fixed_ode_error=None, ode_error_ratio=None)
+            line.update(fixed_by_fid=None, fixed_fid=None, fid_difference=None, fid_difference_se=None)
+            if by_error is not None and row["ode_error"] is not None:
+                line.update(fixed_by_ode_error=by_error["step_schedule"], fixed_ode_error=by_error["ode_error"])
+                line["ode_error_ratio"] = row["ode_error"] / by_error["ode_error"]
+            if by_score is not None:
+                a, b = (torch.tensor(r["fid_bootstrap"], dtype=torch.float64) for r in (row, by_score))
+                line.update(fixed_by_fid=by_score["step_schedule"], fixed_fid=by_score["fid"], fid_difference=row["fid"] - by_score["fid"])
+                line["fid_difference_se"] = (a - b).std().item() if len(a) == len(b) > 1 else None
+            lines.append(line)
+    return lines

@@ -9,23 +9,28 @@ Per clipping, the reference comes first: EDM's Heun at the grid's reference_nfe 
 ODE solution, scored with FID), measured against Heun at twice its steps, the solution the cells are
 measured against, and that against Heun at twice its steps again, which tells the error ratio."""
 
+import copy
 import math
+import time
 from typing import NamedTuple
 
 import torch
 
 from models.axes import ClippingChoice, SolverChoice, StepScheduleChoice
+from models.clipping import Clipped
 from models.fid import bootstrap_fids, features, fid_from_moments, moments, resampling_weights
+from models.optimized_schedules import FITTED_SCHEDULES
 from models.solvers import SOLVERS
 
 from .provenance import cell_code, digest
 from .rows import fields
-from .sample import initial_noise, sample, stream_seed
+from .sample import calibration_noise, grid, initial_noise, sample, stream_seed
 
 REFERENCE = ("heun", "karras")  # EDM's Heun on a Karras grid at the grid's reference_nfe: the model's own ODE solution
 ENDS = ("sigma_min", "sigma_max")  # the step schedule options that move the ODE's ends: a reference per pair
 KEPT = 64  # a cell's first samples kept (and shown), beside its ode_samples
 SHARED = ("num_samples", "seed", "batch_size", "ode_samples", "bootstrap")  # the settings of evaluate every cell shares
+CALIBRATION = 16  # calibration noises of a fitted step schedule unless its option `calibration` says
 
 
 class Cell(NamedTuple):
@@ -55,6 +60,11 @@ class Cell(NamedTuple):
     def tags(self):
         """Its solver, step_schedule and clipping (labels with their options): MLflow tags to filter by."""
         return dict(solver=self.solver.label, step_schedule=self.step_schedule.label, clipping=self.clipping.label)
+
+    @property
+    def fitted(self):
+        """Whether its step schedule is fitted to the model and solver (`models.optimized_schedules`)."""
+        return self.step_schedule.entry.fitted
 
     @property
     def deterministic(self):
@@ -101,12 +111,13 @@ def reference_cell(configuration, reference_nfe, clipping, ends=()):
 class Shard(NamedTuple):
     features: torch.Tensor  # [n, F]: the features of its samples (models.fid.features)
     samples: torch.Tensor  # its first samples, unclipped, as many as its cell keeps
+    sigmas: list  # the grid it ran, sigma_max .. 0
     nfe: int
     seconds: float
 
 
 def cells(grid, configuration):
-    """Every clipping x solver x step schedule x NFE budget of a validated `flows.params.Grid`, for the
+    """Every clipping x solver x step schedule (those it is used with) x NFE budget of a validated `flows.params.Grid`, for the
     configuration named `configuration`; each clipping's references come first (EDM's Heun at the
     grid's reference_nfe: the model's own, whose FID is the model's, then one per other sigma range
     the step schedules of its deterministic cells ask for)."""
@@ -116,6 +127,7 @@ def cells(grid, configuration):
             Cell(configuration, solver, step_schedule, budget, grid.reference_nfe, clipping)
             for solver in grid.solvers
             for step_schedule in grid.step_schedules
+            if step_schedule.used_with(solver)
             for budget in grid.nfe
         ]
         references = [reference_cell(configuration, grid.reference_nfe, clipping)]
@@ -155,32 +167,61 @@ def shard_ranges(count, batch_size, shards):
     return [(first * batch_size, min(end * batch_size, count)) for first, end in zip(bounds, bounds[1:])]
 
 
-def sample_cell(model, cell, noise, evaluate, first=0, budget=None, *, device="cpu"):
-    """(samples, NFE spent, seconds) of samples first .. first + len(noise) - 1 of a cell (at
-    `budget` instead of its own if given); stochastic solvers draw from the solver-noise stream of evaluate.seed."""
-    return sample(
+def schedule_identity(evaluate, cell, model):
+    """Equal identity, the same fitted grid: the `model`'s weights digest, the cell's solver, step
+    schedule, budget and clipping, the calibration stream's seed, and the code of its solver and of the
+    teacher (EDM's Heun)."""
+    solvers = [cell_code(SOLVERS[name]) for name in (cell.solver.name, "heun")]
+    return digest(model, cell.solver.label, cell.step_schedule.label, cell.budget, cell.clipping.label, evaluate.seed, solvers)
+
+
+def fitted_grid(model, cell, evaluate, sample_shape, *, device="cpu"):
+    """(sigmas, seconds) of the cell's fitted step schedule: for its solver (with its options), clipping
+    and the most steps its budget affords, from `CALIBRATION` (or its option) calibration noises."""
+    solver, options = SOLVERS[cell.solver.name], dict(cell.step_schedule.options)
+    num_steps = max(n for n in range(1, cell.budget + 1) if solver.nfe(n) <= cell.budget)
+    calibration = calibration_noise(options.pop("calibration", CALIBRATION), sample_shape, evaluate.seed).to(device)
+    denoiser, start = Clipped(model.to(device), cell.clipping.name, **cell.clipping.options), time.perf_counter()
+    sigmas = FITTED_SCHEDULES[cell.step_schedule.name](
+        denoiser,
+        copy.deepcopy(model.noise_schedule).cpu(),
+        num_steps,
+        solver=solver.name,
+        solver_options=cell.solver.options,
+        calibration=calibration,
+        **options,
+    )
+    return sigmas, time.perf_counter() - start
+
+
+def sample_cell(model, cell, noise, evaluate, first=0, budget=None, fitted=None, *, device="cpu"):
+    """(samples, sigmas, NFE spent, seconds) of samples first .. first + len(noise) - 1 of a cell on its
+    grid at `budget` (default its own), or on its `fitted` grid; stochastic solvers draw from the
+    solver-noise stream of evaluate.seed."""
+    name, options = cell.step_schedule.name, cell.step_schedule.options
+    sigmas = fitted if fitted is not None else grid(model, cell.solver.name, name, budget or cell.budget, **options)[0]
+    samples, nfe, seconds = sample(
         model.to(device),
         cell.solver.name,
-        cell.step_schedule.name,
-        budget or cell.budget,
+        sigmas,
         noise,
         seed=stream_seed(evaluate.seed, "solver noise"),
         batch_size=evaluate.batch_size,
         first=first,
         device=device,
         solver_options=cell.solver.options,
-        step_schedule_options=cell.step_schedule.options,
         clipping=cell.clipping.name,
         clipping_options=cell.clipping.options,
     )
+    return samples, sigmas, nfe, seconds
 
 
-def sample_shard(model, cell, noise, extractor, evaluate, first, *, device="cpu"):
-    """The Shard of samples first .. first + len(noise) - 1 of a cell, keeping those among the first
-    max(KEPT, evaluate.ode_samples)."""
-    samples, nfe, seconds = sample_cell(model, cell, noise, evaluate, first, device=device)
+def sample_shard(model, cell, noise, extractor, evaluate, first, fitted=None, *, device="cpu"):
+    """The Shard of samples first .. first + len(noise) - 1 of a cell (on its `fitted` grid, if it is
+    fitted), keeping those among the first max(KEPT, evaluate.ode_samples)."""
+    samples, sigmas, nfe, seconds = sample_cell(model, cell, noise, evaluate, first, fitted=fitted, device=device)
     keep = max(KEPT, evaluate.ode_samples) - first
-    return Shard(features(extractor, samples.clamp(-1, 1)), samples[: max(keep, 0)], nfe, seconds)
+    return Shard(features(extractor, samples.clamp(-1, 1)), samples[: max(keep, 0)], sigmas.tolist(), nfe, seconds)
 
 
 def ode_solution(model, reference, noise, evaluate, doublings=1, *, device="cpu"):
@@ -210,17 +251,19 @@ def measured_against(cell, solutions):
     return cell.ode_reference and solutions[cell.ode_reference.label]
 
 
-def score(cell, shards, statistics, resamples, solution, finer=None):
-    """(the row of a cell from its shards in order, its first `KEPT` samples): FID of their merged
-    features, its bootstrap FIDs over the `resamples`, seconds summed, and for a deterministic cell its
-    `ode_error` against `solution` (its ODE reference's); a reference also gets its `error_ratio` from
-    the `finer` solution."""
+def score(cell, shards, statistics, resamples, solution, finer=None, fit_seconds=None):
+    """(the row of a cell from its shards in order, its first `KEPT` samples): its grid, FID of their
+    merged features, its bootstrap FIDs over the `resamples`, seconds summed, and for a deterministic
+    cell its `ode_error` against `solution` (its ODE reference's); a reference also gets its
+    `error_ratio` from the `finer` solution; a fitted one the seconds its grid took to fit."""
     merged = torch.cat([shard.features for shard in shards])
     samples = torch.cat([shard.samples for shard in shards])
     distance = ode_error(samples, solution) if cell.deterministic else None
     bootstrap = bootstrap_fids(statistics, merged, resamples)
     row = cell.row(
         nfe=shards[0].nfe,
+        sigmas=shards[0].sigmas,
+        fit_seconds=fit_seconds,
         fid=fid_from_moments(statistics, [moments(merged)]),
         fid_se=torch.tensor(bootstrap, dtype=torch.float64).std().item(),
         fid_bootstrap=bootstrap,

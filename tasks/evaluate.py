@@ -1,8 +1,9 @@
 """A cell's record, apart from its computation (`tasks.cells`): the nested MLflow run a computed cell
-is logged as, with its captioned sample grid and `CELL_FILE` (its first samples, bootstrap FIDs and,
-for a reference, its ODE solution), and the same read back for a cell logged before by the same
-computation (same key: `tasks.tracking.cell_key`)."""
+is logged as, with its captioned sample grid and `CELL_FILE` (its first samples, bootstrap FIDs, grid
+and, for a reference, its ODE solution), and the same read back for a cell logged before by the same
+computation (same key: `tasks.tracking.cell_key`); likewise the run of a fitted step schedule."""
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import torch
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
+from .figures import grids_figure, save_figure
 from .images import sample_grid
 from .rows import from_metrics
-from .tracking import finish_run, log_cell, logged_cell
+from .tracking import finish_run, finished_run, log_cell, logged_cell, run_for
 
-CELL_FILE = "cell.pt"  # a cell run's artifact: its first samples, bootstrap FIDs and (reference) ODE solution
+CELL_FILE = "cell.pt"  # a cell run's artifact: its first samples, bootstrap FIDs, grid and (reference) ODE solution
+SCHEDULE_FILES = ("step_schedule.json", "step_schedule.png")  # a fitted step schedule's run's artifacts
 
 
 def caption(row):
@@ -36,7 +39,7 @@ def logged_row(run, cell, grid):
         except MlflowException:
             return None
         saved = torch.load(path, weights_only=True)
-    row = cell.row(fid_bootstrap=saved["fid_bootstrap"], **from_metrics(metrics))
+    row = cell.row(fid_bootstrap=saved["fid_bootstrap"], sigmas=saved["sigmas"], **from_metrics(metrics))
     sample_grid(saved["samples"], grid, caption=caption(row))
     return row, saved["samples"], saved["solution"]
 
@@ -49,5 +52,34 @@ def record_cell(run, row, samples, solution, grid):
     run_id = log_cell(run.client, run.experiment_id, run.parent, run.key, row, run.tags)
     with tempfile.TemporaryDirectory() as folder:
         saved = Path(folder) / CELL_FILE
-        torch.save(dict(samples=samples, fid_bootstrap=row["fid_bootstrap"], solution=solution), saved)
+        torch.save(dict(samples=samples, fid_bootstrap=row["fid_bootstrap"], sigmas=row["sigmas"], solution=solution), saved)
         finish_run(run.client, run_id, [grid, saved])
+
+
+def logged_schedule(run):
+    """(sigmas as float64, seconds it took) of the fitted step schedule logged under its `run`'s key
+    (`tasks.tracking.CellRun`, keyed by `tasks.cells.schedule_identity`), or None."""
+    found = finished_run(run.client, run.experiment_id, run.key)
+    if found is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            where = dict(run_id=found.info.run_id, dst_path=folder, tracking_uri=run.client.tracking_uri)
+            path = download_artifacts(artifact_path=SCHEDULE_FILES[0], **where)
+        except MlflowException:
+            return None
+        saved = json.loads(Path(path).read_text())
+    return torch.tensor(saved["sigmas"], dtype=torch.float64), saved["seconds"]
+
+
+def record_schedule(run, cell, sigmas, seconds):
+    """Log a fitted step schedule as its `run`, finished: its grid as `SCHEDULE_FILES` (the sigmas in
+    JSON, exactly, and their plot) and the seconds fitting took."""
+    run_id = run_for(run.client, run.experiment_id, run.key, f"step schedule {cell.label}", parent=run.parent, tags=run.tags)
+    run.client.log_metric(run_id, "fit_seconds", seconds)
+    with tempfile.TemporaryDirectory() as folder:
+        data, plot = (Path(folder) / name for name in SCHEDULE_FILES)
+        saved = dict(label=cell.label, solver=cell.solver.label, budget=cell.budget, sigmas=sigmas.tolist(), seconds=seconds)
+        data.write_text(json.dumps(saved))
+        save_figure(grids_figure([(cell.label, {cell.step_schedule.label: sigmas.tolist()})]), plot)
+        finish_run(run.client, run_id, [data, plot])

@@ -9,7 +9,7 @@ from textwrap import fill
 
 from matplotlib.figure import Figure
 
-from .analysis import series_points, variant
+from .analysis import fitted, series_points, variant
 from .files import atomic_open
 from .images import sample_grid_array
 
@@ -222,3 +222,38 @@ def convergence_figure(rows, samples, count=4):
         axes.set_title(title, fontsize="small")
     figure.suptitle(f"{variant(reference)}: the same {count} initial noises through every solver", fontsize="medium")
     return figure
+
+
+def grids_figure(panels, title=""):
+    """The step schedules' grids: a panel per (title, {label: sigmas from sigma_max to 0}) of
+    `panels`, sigma against step on a log scale (the final sigma = 0 left out), one line per label,
+    so that a reader sees where each schedule spends its steps."""
+    figure = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
+    for axes, (name, grids) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        for i, (label, sigmas) in enumerate(grids.items()):
+            shown = [sigma for sigma in sigmas if sigma > 0]
+            axes.plot(range(len(shown)), shown, LINE_STYLES[i % len(LINE_STYLES)], marker="o", markersize=3, label=label)
+        axes.set_yscale("log"), axes.set_xlabel("step"), axes.set_ylabel("sigma"), axes.set_title(name, fontsize="small")
+        axes.legend(fontsize="x-small")
+    figure.suptitle(title, fontsize="medium")
+    return figure
+
+
+def schedules_figure(rows):
+    """Where each step schedule spends its steps: per model with a fitted step schedule
+    (`tasks.analysis.fitted`), a panel per budget of `grids_figure`: a line per fixed schedule (its
+    grid for the first solver fitted) and per (solver, fitted schedule)."""
+    panels = []
+    for model in dict.fromkeys(variant(row) for row in rows if not row["reference"] and fitted(row)):
+        own = [row for row in rows if variant(row) == model and not row["reference"]]
+        solvers = list(dict.fromkeys(row["solver"] for row in own if fitted(row)))
+        for budget in sorted({row["budget"] for row in own if fitted(row)}):
+            at = [row for row in own if row["budget"] == budget and row["solver"] in solvers]
+            lines = {row["step_schedule"]: row["sigmas"] for row in at if row["solver"] == solvers[0] and not fitted(row)}
+            lines.update({row["series"]: row["sigmas"] for row in at if fitted(row)})
+            panels.append((f"{model}, NFE {budget}", lines))
+    if not panels:
+        figure = Figure(figsize=(4, 1))
+        figure.text(0.5, 0.5, "no fitted step schedule in this study", ha="center", va="center")
+        return figure
+    return grids_figure(panels, "step schedules: sigma at each step (the last step goes to 0)")

@@ -1,8 +1,14 @@
-"""The report's tables as Markdown: the measured orders of convergence and a table per ablation."""
+"""The report's tables as Markdown: the measured orders of convergence, a table per ablation and the
+fitted step schedules against the fixed ones."""
 
 import math
 
 from .analysis import RANKED
+
+
+def number(value, spec):
+    """`value` formatted by `spec`, or n/a for None."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def orders_markdown(table, checks=None):
@@ -30,7 +36,6 @@ def orders_markdown(table, checks=None):
         "| model | reference | distance d to 2x steps | error ratio r | order log2 r | solution's error | smallest ode_error | converged |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    number = lambda value, spec: "n/a" if value is None else format(value, spec)
     for model, own in (checks or {}).items():
         for check in own:
             verdict = {True: "yes", False: "**NO**", None: "n/a"}[check["converged"]]
@@ -72,3 +77,34 @@ def ablation_markdown(tables, floor):
                 f"| {value['fid_nfe_le_20']} ({line['cell_nfe_le_20']}) |"
             )
     return "\n".join(lines) + "\n"
+
+
+def schedules_markdown(lines):
+    """The comparison of the fitted step schedules with the best fixed ones (`schedule_comparison`):
+    a row per model, solver and budget; the FID difference bold where it is beyond 2 paired standard
+    errors."""
+    text = [
+        "# Optimized step schedules\n\nEach fitted step schedule against the best fixed schedule of the same model, solver and "
+        "budget: by ODE error (the distance to the model's converged ODE solution; ratio < 1: the fitted grid is closer) and "
+        "by FID (difference ± its paired standard error: the same noise and bootstrap resamples; bold beyond 2 of them). "
+        "Fitting costs the seconds shown, once per model, solver, budget and clipping.\n"
+    ]
+    if not lines:
+        return text[0] + "\nNo grid of this study has a fitted step schedule.\n"
+    text += [
+        "| model | solver | NFE | schedule | fit s | ODE error | best fixed by ODE error | ratio | FID | best fixed by FID | difference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for line in lines:
+        fixed_error = f"{line['fixed_ode_error']:.2e} ({line['fixed_by_ode_error']})" if line["fixed_ode_error"] is not None else "n/a"
+        ratio = number(line["ode_error_ratio"], ".2f")
+        difference, se = line["fid_difference"], line["fid_difference_se"]
+        said = "n/a" if difference is None else f"{difference:+.2f} ± {se:.2f}" if se is not None else f"{difference:+.2f}"
+        said = f"**{said}**" if difference is not None and se is not None and abs(difference) > 2 * se else said
+        fixed_fid = f"{line['fixed_fid']:.2f} ({line['fixed_by_fid']})" if line["fixed_fid"] is not None else "n/a"
+        text.append(
+            f"| {line['configuration']} | {line['solver']} | {line['nfe']} | {line['step_schedule']} | {line['fit_seconds']:.1f} "
+            f"| {number(line['ode_error'], '.2e')} | {fixed_error} | {ratio} | {line['fid']:.2f} ± {line['fid_se']:.2f} "
+            f"| {fixed_fid} | {said} |"
+        )
+    return "\n".join(text) + "\n"

@@ -2,7 +2,8 @@
 was computed from, fid.csv, summary.json, measured_order.csv, noise_levels.json, its three figures
 and convergence pictures) written by its evaluation, and reports/ (the figures of every
 configuration, fid_vs_nfe.csv, best.csv, measured_order.csv/.md, ablations.csv/.md, summary.json,
-training_noise_levels.png, sample grids, convergence pictures) written from them."""
+training_noise_levels.png, optimized_schedules.csv/.md and step_schedules.png, sample grids,
+convergence pictures) written from them."""
 
 import json
 import math
@@ -10,10 +11,20 @@ import shutil
 
 import matplotlib.image
 
-from .analysis import ABLATION_COLUMNS, ablation_table, best_per_budget, convergence_checks, measured_orders, summary, variant
-from .figures import convergence_figure, fid_vs_nfe_figure, fid_vs_ode_error_figure, ode_error_figure, save_figure
+from .analysis import (
+    ABLATION_COLUMNS,
+    SCHEDULE_COLUMNS,
+    ablation_table,
+    best_per_budget,
+    convergence_checks,
+    measured_orders,
+    schedule_comparison,
+    summary,
+    variant,
+)
+from .figures import convergence_figure, fid_vs_nfe_figure, fid_vs_ode_error_figure, ode_error_figure, save_figure, schedules_figure
 from .files import file_name, write_csv, write_json, write_text
-from .markdown import ablation_markdown, orders_markdown
+from .markdown import ablation_markdown, orders_markdown, schedules_markdown
 from .overview import ablations_figure, noise_levels_figure, reference_samples_figure
 from .rows import CSV, fields
 
@@ -113,8 +124,9 @@ def write_report(rows, failures, floor, workspace, ablations=(), noise_levels=No
     each), the tables ablations.csv and ablations.md and their figure ablations.png (empty without
     ablations); reference_samples.png, a row per ablation; and, for the ablations of noise sampling
     and noise schedule, training_noise_levels.png from `noise_levels` (configuration -> its
-    noise_levels.json). A failed configuration is marked in the figures, best.csv and summary.json.
-    The best cells come back."""
+    noise_levels.json); the fitted step schedules against the best fixed ones, optimized_schedules.csv
+    and .md, and their grids, step_schedules.png. A failed configuration is marked in the figures,
+    best.csv and summary.json. The best cells come back."""
     reports = workspace.reports
     names = list(dict.fromkeys([row["configuration"] for row in rows] + list(failures)))
     shown = [name for name in names if not compared or name in compared]
@@ -138,6 +150,10 @@ def write_report(rows, failures, floor, workspace, ablations=(), noise_levels=No
     write_csv([line for table in tables for line in table], reports / "ablations.csv", ABLATION_COLUMNS)
     write_text(ablation_markdown(tables, floor), reports / "ablations.md")
     save_figure(ablations_figure(tables, floor), reports / "ablations.png")
+    comparison = schedule_comparison(rows)
+    write_csv(comparison, reports / "optimized_schedules.csv", SCHEDULE_COLUMNS)
+    write_text(schedules_markdown(comparison), reports / "optimized_schedules.md")
+    save_figure(schedules_figure(rows), reports / "step_schedules.png")
     save_figure(noise_levels_figure(noise_panels(noise_levels or {}, ablations)), reports / "training_noise_levels.png")
     references = {variant(row): row for row in rows if row["reference"]}
     grids = {

@@ -19,6 +19,8 @@ class CellRow(TypedDict):
     order: int  # the solver's, in theory
     budget: Annotated[int, CSV]
     nfe: Annotated[int, CSV, CELL_METRIC]  # spent
+    sigmas: list[float]  # the grid it ran, sigma_max .. 0
+    fit_seconds: Annotated[float | None, CELL_METRIC]  # a fitted step schedule's: what fitting it took; else None
     fid: Annotated[float, CSV, CELL_METRIC, SERIES_METRIC]
     fid_se: Annotated[float, CSV, CELL_METRIC, SERIES_METRIC]  # the standard deviation of fid_bootstrap
     fid_bootstrap: list[float]  # the FIDs of the bootstrap resamples

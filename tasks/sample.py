@@ -1,5 +1,5 @@
 """Sample a trained model with one (solver, step schedule, NFE budget) cell, from initial noise that
-every cell shares so that comparisons are paired."""
+every cell shares so that comparisons are paired; the random streams of an evaluation."""
 
 import copy
 import time
@@ -11,7 +11,7 @@ from models.clipping import Clipped
 from models.solvers import SOLVERS
 from models.step_schedules import grid_for_budget
 
-STREAMS = ("initial noise", "solver noise", "bootstrap")  # the random streams of an evaluation
+STREAMS = ("initial noise", "solver noise", "bootstrap", "calibration")  # the random streams of an evaluation
 
 
 def stream_seed(seed, stream):
@@ -34,12 +34,24 @@ def sample_generators(seed, first, count):
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
+def calibration_noise(count, sample_shape, seed):
+    """The unit-variance noise a fitted step schedule is calibrated on (`models.optimized_schedules`),
+    from the calibration stream of `seed`: no cell starts from it."""
+    return torch.randn(count, *sample_shape, generator=torch.Generator().manual_seed(stream_seed(seed, "calibration")))
+
+
+def grid(model, solver, step_schedule, budget, **options):
+    """(sigmas, NFE spent) of the finest grid of `step_schedule` with its `options` that `solver`
+    affords in `budget`, on the model's noise schedule (on the CPU, in float64)."""
+    noise_schedule = copy.deepcopy(model.noise_schedule).cpu()
+    return grid_for_budget(SOLVERS[solver], budget, step_schedule, noise_schedule, **options)
+
+
 @torch.no_grad()
 def sample(
     model,
     solver,
-    step_schedule,
-    budget,
+    sigmas,
     noise,
     *,
     seed,
@@ -47,20 +59,17 @@ def sample(
     first=0,
     device="cpu",
     solver_options=None,
-    step_schedule_options=None,
     clipping="none",
     clipping_options=None,
 ):
-    """Samples [N, ...] of one cell, the NFE actually spent, and the sampling seconds. `noise` holds
-    the initial noise of samples first .. first + N - 1, sampled in batches of `batch_size`;
-    stochastic solvers draw from `sample_generators`; the denoiser's outputs go through `clipping`
-    (`models.clipping`)."""
-    noise_schedule = copy.deepcopy(model.noise_schedule).cpu()  # grids are computed on the CPU, in float64
-    sigmas, nfe = grid_for_budget(SOLVERS[solver], budget, step_schedule, noise_schedule, **(step_schedule_options or {}))
+    """Samples [N, ...] of one cell on the grid `sigmas`, the NFE spent, and the sampling seconds.
+    `noise` holds the initial noise of samples first .. first + N - 1, sampled in batches of
+    `batch_size`; stochastic solvers draw from `sample_generators`; the denoiser's outputs go through
+    `clipping` (`models.clipping`)."""
     denoiser = Clipped(model, clipping, **(clipping_options or {}))
     start, batches = time.perf_counter(), []
     for offset, chunk in zip(range(first, first + len(noise), batch_size), noise.split(batch_size)):
         x = chunk.to(device) * sigmas[0].item()
         generators = sample_generators(seed, offset, len(chunk))
         batches.append(SOLVERS[solver](denoiser, x, sigmas, generator=generators, **(solver_options or {})).cpu())
-    return torch.cat(batches), nfe, time.perf_counter() - start
+    return torch.cat(batches), SOLVERS[solver].nfe(len(sigmas) - 1), time.perf_counter() - start

@@ -15,6 +15,7 @@ from models.conditioning import CONDITIONINGS
 from models.networks import NETWORKS
 from models.noise_schedules import NOISE_SCHEDULES
 from models.objectives import NOISE_SAMPLING, WEIGHTINGS
+from models.optimized_schedules import FITTED_SCHEDULES
 from models.parameterizations import PARAMETERIZATIONS
 from models.solvers import SOLVERS, register
 from models.step_schedules import STEP_SCHEDULES
@@ -40,8 +41,12 @@ TABLES = {
     "solver": (axes.SOLVER_ENTRIES, SOLVERS, lambda entry: entry.options),
     "step schedule": (
         axes.STEP_SCHEDULE_ENTRIES,
-        STEP_SCHEDULES,
-        lambda entry: {**keyword_defaults(entry), "sigma_min": None, "sigma_max": None},
+        {**STEP_SCHEDULES, **FITTED_SCHEDULES},
+        lambda entry: (
+            {**keyword_defaults(entry), "sigma_min": None, "sigma_max": None}
+            if entry in STEP_SCHEDULES.values()
+            else {**keyword_defaults(entry, skip=("solver_options",)), "calibration": None}
+        ),  # the study's count of calibration noises
     ),
 }
 ENTRIES = [(kind, name) for kind, (declared, _, _) in TABLES.items() for name in declared]

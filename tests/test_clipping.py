@@ -11,7 +11,7 @@ from models.axes import SOLVER_ENTRIES as DECLARED
 from models.clipping import Clipped, clip, dynamic_threshold
 from models.noise_schedules import EDM
 from tasks.cells import cells
-from tasks.sample import sample
+from tasks.sample import grid, sample
 
 
 def test_clip_clamps_to_the_data_range():
@@ -45,8 +45,9 @@ def test_every_solver_samples_the_clipped_estimate(solver):
     (each step into sigma = 0 returns the data estimate, which the wrapper clipped)."""
     noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     budget = max(4, DECLARED[solver].nfe(2))
-    plain = sample(Constant(5.0), solver, "karras", budget, noise, seed=0, batch_size=4)[0]
-    clipped = sample(Constant(5.0), solver, "karras", budget, noise, seed=0, batch_size=4, clipping="clip")[0]
+    sigmas, _ = grid(Constant(5.0), solver, "karras", budget)
+    plain = sample(Constant(5.0), solver, sigmas, noise, seed=0, batch_size=4)[0]
+    clipped = sample(Constant(5.0), solver, sigmas, noise, seed=0, batch_size=4, clipping="clip")[0]
     assert torch.allclose(clipped, torch.ones_like(clipped), atol=1e-4), (solver, clipped.flatten()[:4])
     assert torch.allclose(plain, torch.full_like(plain, 5.0), atol=1e-3), (solver, plain.flatten()[:4])
 

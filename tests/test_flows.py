@@ -23,11 +23,14 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main
 from flows.evaluate import evaluate_one
+from flows.params_file import load_params
 from flows.report import report_study
 from flows.study import run_study
+from tasks.cells import cells, fitted_grid
 from tasks.data import save_dataset
 from tasks.results import StaleResults
 from tasks.tracking import open_experiment
+from tasks.train import load_trained
 from tasks.workspace import Workspace
 from tests.conftest import TINY
 
@@ -189,6 +192,45 @@ def test_a_grid_with_its_own_reference_nfe_measures_its_cells_against_that_refer
     assert ddim["ode_reference"] is None and ddim["ode_error"] is None  # stochastic: measured against nothing
     (check,) = json.loads((Workspace(tmp_path).results("tiny") / "summary.json").read_text())["configurations"]["tiny"]["ode_references"]
     assert check["reference"] == "heun/karras/15" and check["error_ratio"] == reference["error_ratio"]
+
+
+def test_an_optimized_step_schedule_is_fitted_once_logged_and_read_back_bit_for_bit(tmp_path, monkeypatch, prefect_api):
+    """A fitted step schedule in the grid: its cell runs on the grid fitted for the model and solver,
+    logged as a run of its own (the sigmas in JSON and their plot); evaluated again with other scoring
+    settings, the cells are sampled again but the grid is read back from MLflow, equal bit for bit to
+    one fitted anew."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tmp_path / "params.yaml"
+    optimized = {"name": "optimized", "solvers": ["euler"], "options": {"calibration": 8, "evaluations": 40}}
+    evaluate = {**TINY["evaluate"], "step_schedules": ["karras", optimized]}
+    params.write_text(yaml.safe_dump({**TINY, "evaluate": evaluate}))
+    workspace = Workspace(tmp_path)
+    run_study(params=str(params), root=str(tmp_path))
+    rows = json.loads((workspace.results("tiny") / "cells.json").read_text())["cells"]
+    (fitted,) = [row for row in rows if row["step_schedule"].startswith("optimized")]
+    karras = next(row for row in rows if row["label"] == "euler/karras/4")
+    assert fitted["nfe"] == 4 and len(fitted["sigmas"]) == 5 and fitted["sigmas"] != karras["sigmas"] and fitted["fit_seconds"] > 0
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name("tiny").experiment_id
+    (run,) = client.search_runs([experiment_id], "tags.kind = 'step schedule'")
+    assert {artifact.path for artifact in client.list_artifacts(run.info.run_id)} == {"step_schedule.json", "step_schedule.png"}
+    study = load_params(str(params))
+    cell = next(cell for cell in cells(study.grid(study.configuration("tiny")), "tiny") if cell.fitted)
+    model = load_trained(study.configuration("tiny"), workspace.checkpoints("tiny"), (1, 8, 8), log=lambda message: None)
+    again, _ = fitted_grid(model, cell, study.evaluate, (1, 8, 8))
+    assert again.tolist() == fitted["sigmas"]  # fitted anew: bit for bit
+    state = evaluate_one(
+        configuration="tiny", params=str(params), root=str(tmp_path), overrides={"evaluate.bootstrap": 50}, return_state=True
+    )
+    with get_client(sync_client=True) as prefect:
+        tasks = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+    names = [task_run.task_key.rsplit("-", 1)[0] for task_run in tasks]
+    assert "score_shard" in names and names.count("fit") == 1 and "record_schedule" not in names
+    reused = next(
+        row for row in json.loads((workspace.results("tiny") / "cells.json").read_text())["cells"] if row["label"] == fitted["label"]
+    )
+    assert reused["sigmas"] == fitted["sigmas"] and reused["fit_seconds"] == fitted["fit_seconds"]  # read back, not fitted again
+    assert len(client.search_runs([experiment_id], "tags.kind = 'step schedule'")) == 1
 
 
 def test_the_report_refuses_results_of_another_training_naming_the_configuration_and_the_command(tmp_path, monkeypatch, prefect_api):

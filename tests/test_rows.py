@@ -14,7 +14,17 @@ from tasks.cells import cells
 from tasks.results import write_results
 from tasks.tracking import experiment, log_cell, logged_cell, run_for, tracking_uri
 
-MEASURED = dict(nfe=4, fid=10.0, fid_se=0.5, fid_bootstrap=[9.5, 10.5], ode_error=0.1, error_ratio=None, seconds=0.2)
+MEASURED = dict(
+    nfe=4,
+    sigmas=[80.0, 1.0, 0.0],
+    fit_seconds=None,
+    fid=10.0,
+    fid_se=0.5,
+    fid_bootstrap=[9.5, 10.5],
+    ode_error=0.1,
+    error_ratio=None,
+    seconds=0.2,
+)
 
 
 class WithHalf(rows.CellRow):
@@ -39,7 +49,9 @@ def test_a_field_added_to_the_row_alone_reaches_fid_csv_and_the_mlflow_cell_run_
     run_id = log_cell(client, experiment_id, run_for(client, experiment_id, "study/tiny", "tiny"), "study/tiny/cell", row, {})
     assert client.get_run(run_id).data.metrics["fid_half"] == 5.0
     _, metrics = logged_cell(client, experiment_id, "study/tiny/cell")
-    assert cell.row(fid_bootstrap=row["fid_bootstrap"], **rows.from_metrics(metrics)) == row  # read back, as a reused cell
+    assert (
+        cell.row(fid_bootstrap=row["fid_bootstrap"], sigmas=row["sigmas"], **rows.from_metrics(metrics)) == row
+    )  # read back, as a reused cell
 
 
 def test_the_rows_fields_are_what_the_files_and_runs_use():
@@ -59,5 +71,5 @@ def test_the_rows_fields_are_what_the_files_and_runs_use():
     assert rows.required(rows.CELL_METRIC) == ["nfe", "fid", "fid_se", "seconds"]  # ode_error and error_ratio: where measured
     assert rows.fields(rows.SERIES_METRIC) == ["fid", "fid_se", "ode_error"]
     assert rows.from_metrics({"nfe": 8.0, "fid": 1.5, "fid_se": 0.1, "seconds": 2.0}) == dict(
-        nfe=8, fid=1.5, fid_se=0.1, ode_error=None, error_ratio=None, seconds=2.0
+        nfe=8, fit_seconds=None, fid=1.5, fid_se=0.1, ode_error=None, error_ratio=None, seconds=2.0
     )

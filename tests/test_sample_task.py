@@ -9,7 +9,7 @@ from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.solvers import SOLVERS
 from tasks.cells import Cell, cells
-from tasks.sample import initial_noise, sample
+from tasks.sample import grid, initial_noise, sample
 
 
 class Oracle:
@@ -31,18 +31,20 @@ def test_batching_does_not_change_samples_and_nfe_is_honest(solver):
     or 20 starting at sample 10: a stochastic solver draws a sample's noise from that sample's own stream."""
     noise = initial_noise(50, (2,), seed=0)
     oracle = Oracle()
-    whole, nfe, seconds = sample(oracle, solver, "karras", 10, noise, seed=1, batch_size=50)
+    sigmas, _ = grid(oracle, solver, "karras", 10)
+    whole, nfe, seconds = sample(oracle, solver, sigmas, noise, seed=1, batch_size=50)
     assert nfe <= 10 and oracle.calls == nfe and seconds > 0
-    torch.testing.assert_close(sample(Oracle(), solver, "karras", 10, noise, seed=1, batch_size=7)[0], whole, rtol=1e-6, atol=1e-6)
-    shard = sample(Oracle(), solver, "karras", 10, noise[10:], seed=1, batch_size=20, first=10)[0]
+    torch.testing.assert_close(sample(Oracle(), solver, sigmas, noise, seed=1, batch_size=7)[0], whole, rtol=1e-6, atol=1e-6)
+    shard = sample(Oracle(), solver, sigmas, noise[10:], seed=1, batch_size=20, first=10)[0]
     torch.testing.assert_close(shard, whole[10:], rtol=1e-6, atol=1e-6)
 
 
 def test_same_noise_for_every_cell_and_stochastic_cells_depend_on_the_seed():
     assert torch.equal(initial_noise(10, (1, 8, 8), seed=3), initial_noise(10, (1, 8, 8), seed=3))
     noise = initial_noise(40, (2,), seed=0)
-    a = sample(Oracle(), "ddpm", "karras", 8, noise, seed=1, batch_size=40)[0]
-    b = sample(Oracle(), "ddpm", "karras", 8, noise, seed=2, batch_size=40)[0]
+    sigmas, _ = grid(Oracle(), "ddpm", "karras", 8)
+    a = sample(Oracle(), "ddpm", sigmas, noise, seed=1, batch_size=40)[0]
+    b = sample(Oracle(), "ddpm", sigmas, noise, seed=2, batch_size=40)[0]
     assert not torch.equal(a, b)
 
 
