@@ -12,10 +12,12 @@ as it was."""
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
 from tasks.analysis import convergence_checks
+from tasks.artifacts import artifact_key, cells_table, mlflow_link
 from tasks.cells import (
     cell_identity,
     cells,
@@ -185,6 +187,9 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     save_series_view(client, experiment_id, config.name)
     levels = noise_levels(model, config)
     finish_run(client, run_id, write(rows, workspace.data_floor(), folder, training, samples=samples, noise_levels=levels))
+    create_table_artifact(cells_table(rows), key=artifact_key("cells", config.name), description=f"{config.name}: every cell")
+    link = mlflow_link(client.tracking_uri, experiment_id, config.name)
+    create_link_artifact(link, link_text=f"{config.name} in MLflow", key=artifact_key("mlflow", config.name))
 
 
 @flow(name="evaluate", description="Sample and score every trained configuration (or those named), at once.")

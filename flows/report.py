@@ -6,8 +6,10 @@ sample grids — logged to MLflow as the study's report run."""
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.artifacts import artifact_key, report_markdown
 from tasks.data import training_images
 from tasks.provenance import training_identity
 from tasks.results import read_results, write_report
@@ -43,6 +45,7 @@ def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[s
             + (f"; runner-up within 2 standard errors: {row['runner_up']}" if row["within_spread"] else "")
         )
     record(study, workspace.root, workspace.artifacts, workspace.reports, inputs=(rows, failures, floor))
+    create_markdown_artifact(report_markdown(workspace.reports), key=artifact_key("report", study.mlflow.experiment))
 
 
 if __name__ == "__main__":

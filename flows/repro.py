@@ -17,7 +17,7 @@ from .servers import prefect_server
 WHERE_TO_LOOK = """
 Results: reports/fid_vs_nfe.png, reports/ode_error_vs_nfe.png, reports/fid_vs_ode_error.png,
          reports/measured_order.md, reports/best.csv, reports/ablations.md, reports/convergence/,
-         reports/training_noise_levels.png
+         reports/training_noise_levels.png, reports/optimized_schedules.md, reports/step_schedules.png
          dvc metrics show; dvc plots show (then open dvc_plots/index.html)
 MLflow:  mlflow ui --backend-store-uri {uri}
          then open {runs}   (the runs table)

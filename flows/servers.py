@@ -3,7 +3,7 @@ and deployment talks to) and an `mlflow server` (a database backend and an artif
 instead of each process opening the SQLite file), both bound to 127.0.0.1 on free ports.
 
 `python -m flows.servers [--root DIR]` starts both, prints the environment to export, and stops
-them on Ctrl-C. The MLflow server keeps the study's own store: DIR/mlflow.db and DIR/mlartifacts."""
+them on Ctrl-C or SIGTERM. The MLflow server keeps the study's own store: DIR/mlflow.db and DIR/mlartifacts."""
 
 import argparse
 import contextlib
@@ -137,22 +137,25 @@ def prefect_and_mlflow_servers(root=".", prefect_port=None, mlflow_port=None):
         yield tuple(future.result() for future in started)
 
 
+def interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m flows.servers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=".", help="the repository root whose MLflow store the server serves (default: .)")
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, interrupted)  # a process manager's or `kill`'s stop, as Ctrl-C: the servers stop too
     with prefect_and_mlflow_servers(args.root, args.prefect_port, args.mlflow_port) as (prefect, mlflow):
         print(
             f"export PREFECT_API_URL={prefect}\nexport MLFLOW_TRACKING_URI={mlflow}\n"
             f"Prefect UI: {prefect.removesuffix('/api')}   MLflow UI: {mlflow}   (Ctrl-C stops both)",
             flush=True,
         )
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

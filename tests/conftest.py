@@ -4,6 +4,8 @@ weights bit for bit, and the small studies, configurations and noise schedules m
 
 import pytest
 import torch
+from prefect.logging.handlers import APILogWorker
+from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
@@ -70,3 +72,15 @@ def prefect_api():
     were too few on a loaded 2-core machine)."""
     with prefect_test_harness(server_startup_timeout=120):
         yield PREFECT_API_URL.value()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ephemeral_prefect_api_stopped_in_the_session():
+    """Prefect stops the temporary API server that a flow run without PREFECT_API_URL starts at
+    interpreter exit, when pytest has closed the stream its log handler writes to: a "Logging error"
+    traceback after a green run. Stopped here, at the end of the session, instead, once the logs
+    still queued for it have been sent."""
+    yield
+    APILogWorker.drain_all(timeout=30)
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()

@@ -18,7 +18,7 @@ import yaml
 from mlflow import MlflowClient
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.cli import main
@@ -114,6 +114,17 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
     workspace = Workspace(tmp_path)
     run_study(params=str(params), root=str(tmp_path))
     first = json.loads((workspace.results("tiny") / "cells.json").read_text())
+    with get_client(sync_client=True) as prefect:  # what the Prefect UI shows of the results (the flow runs' Artifacts)
+        published = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cells-tiny", "mlflow-tiny", "report-tiny"]))
+        )
+    by_key = {artifact.key: artifact for artifact in published}
+    table = json.loads(by_key["cells-tiny"].data)
+    assert [line["cell"] for line in table] == [row["label"] + " (reference)" * row["reference"] for row in first["cells"]]
+    assert table[1]["fid"] == f"{first['cells'][1]['fid']:.2f} ± {first['cells'][1]['fid_se']:.2f}"
+    experiment_id = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("tiny").experiment_id
+    assert by_key["mlflow-tiny"].data.startswith(f"[tiny in MLflow](http://127.0.0.1:5000/#/experiments/{experiment_id}")
+    assert "# Ablations" in by_key["report-tiny"].data and "# Optimized step schedules" in by_key["report-tiny"].data
     shutil.rmtree(workspace.results("tiny"))  # as DVC does before it re-runs a stage
     state = evaluate_one(configuration="tiny", params=str(params), root=str(tmp_path), return_state=True)
     with get_client(sync_client=True) as client:

@@ -1,0 +1,46 @@
+"""What the Prefect UI shows of a study's results, on the flow runs a user of the deployments already
+has open (Prefect artifacts; the flows publish them): each configuration's cells as a table and a link
+to its comparison in MLflow, and the report's tables. Built here from the rows and files; no figure."""
+
+import re
+from urllib.parse import urlparse
+
+from .mlflow_views import series_view_url
+
+MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
+
+
+def artifact_key(*parts):
+    """A Prefect artifact key (lowercase letters, digits and dashes) from `parts`, e.g. cells-edm-long."""
+    return re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def cells_table(rows):
+    """A line per cell of one configuration, references first: its label, solver, step schedule,
+    clipping, NFE spent, FID ± its standard error and ODE error."""
+    return [
+        dict(
+            cell=row["label"] + " (reference)" * row["reference"],
+            solver=row["solver"],
+            step_schedule=row["step_schedule"],
+            clipping=row["clipping"],
+            nfe=row["nfe"],
+            fid=f"{row['fid']:.2f} ± {row['fid_se']:.2f}",
+            ode_error="" if row["ode_error"] is None else f"{row['ode_error']:.2e}",
+        )
+        for row in rows
+    ]
+
+
+def mlflow_link(tracking_uri, experiment_id, configuration):
+    """The MLflow UI page of a configuration's charts (FID and ODE error against NFE per series): on the
+    tracking server when the study logs to one, else where `mlflow ui` serves the local store."""
+    address = tracking_uri if urlparse(tracking_uri).scheme in ("http", "https") else MLFLOW_UI
+    return series_view_url(address.rstrip("/"), experiment_id, configuration)
+
+
+def report_markdown(reports):
+    """The report's tables in one Markdown text: the ablations, the optimized step schedules and the
+    convergence checks (reports/*.md), with where the figures are."""
+    parts = [(reports / name).read_text() for name in ("ablations.md", "optimized_schedules.md", "measured_order.md")]
+    return "\n\n".join(parts) + f"\n\nThe figures: {reports.resolve().as_uri()}/\n"
