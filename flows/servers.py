@@ -147,15 +147,16 @@ def main(argv=None):
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--mlflow-port", type=int, default=5000)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupted)  # a process manager's or `kill`'s stop, as Ctrl-C: the servers stop too
-    with prefect_and_mlflow_servers(args.root, args.prefect_port, args.mlflow_port) as (prefect, mlflow):
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # a process manager's or `kill`'s stop as Ctrl-C (even where
+        signal.signal(stop_signal, interrupted)  # a parent shell left SIGINT ignored): the servers stop too
+    servers = prefect_and_mlflow_servers(args.root, args.prefect_port, args.mlflow_port)
+    with contextlib.suppress(KeyboardInterrupt), servers as (prefect, mlflow):  # stopped whenever the signal comes
         print(
             f"export PREFECT_API_URL={prefect}\nexport MLFLOW_TRACKING_URI={mlflow}\n"
             f"Prefect UI: {prefect.removesuffix('/api')}   MLflow UI: {mlflow}   (Ctrl-C stops both)",
             flush=True,
         )
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()
+        signal.pause()
     return 0
 
 

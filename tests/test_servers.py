@@ -30,7 +30,7 @@ def test_the_servers_stop_with_their_command_on_sigterm_as_on_ctrl_c(tmp_path, s
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 2  # the Prefect server, the MLflow server and their workers
         process.send_signal(stop)
-        assert process.wait(timeout=60) == 0
+        assert process.wait(timeout=150) == 0  # each server has 30 s to stop before it is killed
         _, alive = psutil.wait_procs(children, timeout=10)
         assert alive == []
     finally:  # nothing left behind, whatever failed
