@@ -15,7 +15,7 @@ Prints two markdown tables and writes JSON.
 
 import statistics
 
-from models.axes import SolverChoice, StepScheduleChoice
+from models.choices import SolverChoice, StepScheduleChoice
 from models.fid import bootstrap_fids, fid_from_moments, moments
 from tasks.cells import Cell, fitted_grid, sample_shard, shared_inputs
 

@@ -14,7 +14,7 @@ and the comparison as markdown tables and writes JSON.
 
 import torch
 
-from models.axes import SolverChoice, StepScheduleChoice
+from models.choices import SolverChoice, StepScheduleChoice
 from models.fid import bootstrap_fids, features, fid_from_moments, moments
 from models.solvers import SOLVERS
 from models.step_schedules import grid_for_budget

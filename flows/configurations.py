@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models import axes
+from models import axes, choices
 from models.noise_schedules import NOISE_SCHEDULES  # for the check only (tasks/provenance.py, CHECK_ONLY)
 from models.options import refuse
 
@@ -46,12 +46,12 @@ class Configuration(Section):
     parent: str | None = None
     varies: list[Varied] = []
     grid: str | None = None
-    noise_schedule: axes.NoiseScheduleChoice = default("edm")
-    parameterization: axes.ParameterizationChoice = default("edm")
-    conditioning: axes.ConditioningChoice = default("c_noise")
-    noise_sampling: axes.NoiseSamplingChoice = default("log_normal")
-    weighting: axes.WeightingChoice = default("edm")
-    network: axes.NetworkChoice = default("unet")
+    noise_schedule: choices.NoiseScheduleChoice = default("edm")
+    parameterization: choices.ParameterizationChoice = default("edm")
+    conditioning: choices.ConditioningChoice = default("c_noise")
+    noise_sampling: choices.NoiseSamplingChoice = default("log_normal")
+    weighting: choices.WeightingChoice = default("edm")
+    network: choices.NetworkChoice = default("unet")
     sigma_data: float = Field(0.5, gt=0)
     steps: int = Field(4000, gt=0)
     batch_size: int = Field(128, gt=0)
@@ -83,7 +83,7 @@ class Configuration(Section):
     def entry(self, key):
         """The label of its entry of a design axis (`name[options]`), or the value of another setting."""
         value = getattr(self, key)
-        return value.label if isinstance(value, axes.Choice) else str(value)
+        return value.label if isinstance(value, choices.Choice) else str(value)
 
     def differences(self, other):
         """The settings in which this configuration differs from `other`."""

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from models import axes
+from models import choices
 from models.options import Problems, refuse
 from models.step_schedules import step_schedule  # for the check only (tasks/provenance.py, CHECK_ONLY)
 from models.tables import choose
@@ -57,11 +57,11 @@ class Grid(Section):
     """A sampling grid: every clipping x solver x step schedule x NFE budget, from the same initial
     noise, and per clipping the reference (Heun at `reference_nfe`)."""
 
-    solvers: list[axes.SolverChoice] = Field(min_length=1)
-    step_schedules: list[axes.StepScheduleChoice] = Field(min_length=1)
+    solvers: list[choices.SolverChoice] = Field(min_length=1)
+    step_schedules: list[choices.StepScheduleChoice] = Field(min_length=1)
     nfe: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
     reference_nfe: int = Field(255, gt=0)
-    clipping: list[axes.ClippingChoice] = Field(["none"], min_length=1, validate_default=True)
+    clipping: list[choices.ClippingChoice] = Field(["none"], min_length=1, validate_default=True)
 
     @model_validator(mode="after")
     def consistent(self):

@@ -1,6 +1,6 @@
 """The design space, declared: every entry of every design-axis table with the options it accepts
-(type and range) and the rules it needs, apart from the implementations; and `Choice`, an entry
-named with its options as params.yaml gives it (`name` or {name, options}), checked against them.
+(type and range) and the rules it needs, apart from the implementations (an entry named with its
+options as params.yaml gives it: `models.choices`).
 
 The params schema is built from these declarations, and every stage imports the schema; so that a
 stage depends only on the code it computes with (tasks/provenance.py), nothing here imports an
@@ -9,12 +9,11 @@ paper's value); tests hold each table's names and options to its implementation'
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field
 
-from .options import Options, option, option_problems, refuse
-from .tables import choose
+from .options import Options, option
 
 
 class SigmaRange(Options):
@@ -278,74 +277,3 @@ CLIPPING_ENTRIES = {
     "clip": Entry(paper="Ho et al. 2020 (diffusers' clip_sample)"),
     "dynamic_threshold": Entry(paper="Saharia et al. 2022 (Imagen)", options=DynamicThresholdOptions),
 }
-
-
-class Choice(BaseModel):
-    """An entry of a design-axis table with its options: `name`, or {name, options}."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: ClassVar[str]
-    table: ClassVar[dict]
-    name: str
-    options: dict[str, Any] = {}
-
-    @model_validator(mode="before")
-    @classmethod
-    def bare_name(cls, data):
-        return {"name": data} if isinstance(data, str) else data
-
-    @field_validator("name")
-    @classmethod
-    def known(cls, name):
-        choose(cls.table, cls.kind, name)
-        return name
-
-    @model_validator(mode="after")
-    def accepted_options(self):
-        refuse((("options", *at), value, message) for at, value, message in option_problems(self.kind, self.name, self.entry, self.options))
-        return self
-
-    @property
-    def entry(self):
-        return self.table[self.name]
-
-    @property
-    def label(self):
-        """`name`, or `name[key=value,...]` with options: one label per entry and options."""
-        return f"{self.name}[{','.join(f'{k}={v}' for k, v in sorted(self.options.items()))}]" if self.options else self.name
-
-
-def choice(kind, table):
-    """The Choice of one design axis: `kind` names it in messages, `table` holds its declarations."""
-    return type(
-        f"{kind.title().replace(' ', '')}Choice", (Choice,), {"kind": kind, "table": table, "__doc__": f"A {kind} with its options."}
-    )
-
-
-NoiseScheduleChoice = choice("noise schedule", NOISE_SCHEDULE_ENTRIES)
-ParameterizationChoice = choice("parameterization", PARAMETERIZATION_ENTRIES)
-ConditioningChoice = choice("time conditioning", CONDITIONING_ENTRIES)
-NoiseSamplingChoice = choice("noise sampling", NOISE_SAMPLING_ENTRIES)
-WeightingChoice = choice("loss weighting", WEIGHTING_ENTRIES)
-NetworkChoice = choice("network", NETWORK_ENTRIES)
-SolverChoice = choice("solver", SOLVER_ENTRIES)
-
-
-class StepScheduleChoice(choice("step schedule", STEP_SCHEDULE_ENTRIES)):
-    """A step schedule with its options, and `solvers`: the solvers of a grid it is used with (null:
-    every one)."""
-
-    solvers: list[str] | None = None
-
-    @field_validator("solvers")
-    @classmethod
-    def known_solvers(cls, solvers):
-        for name in solvers or ():
-            choose(SOLVER_ENTRIES, "solver", name)
-        return solvers
-
-    def used_with(self, solver):
-        return self.solvers is None or solver.name in self.solvers
-
-
-ClippingChoice = choice("clipping", CLIPPING_ENTRIES)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from models.axes import ClippingChoice, SolverChoice, StepScheduleChoice
+from models.choices import ClippingChoice, SolverChoice, StepScheduleChoice
 from models.clipping import Clipped
 from models.fid import bootstrap_fids, features, fid_from_moments, moments, resampling_weights
 from models.optimized_schedules import FITTED_SCHEDULES

@@ -16,7 +16,7 @@ import psutil
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from models.axes import Choice
+from models.choices import Choice
 
 from .provenance import computation_files, digest, files_digest
 from .rows import CELL_METRIC, SERIES_METRIC, fields, required

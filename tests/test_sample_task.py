@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from flows.params import Evaluate
-from models.axes import SolverChoice
+from models.choices import SolverChoice
 from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.solvers import SOLVERS
