@@ -169,7 +169,7 @@ def evaluate_grid(study, config, training, model, statistics, inputs, where, wor
     return rows, samples
 
 
-@flow(name="evaluate one", description="Sample one trained configuration with every cell of its grid; score with FID and ODE error.")
+@flow(name="evaluate one", description="Sample one trained configuration with every cell of its grid; score with FID, KID and ODE error.")
 def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     config = study.configuration(configuration)
@@ -189,7 +189,8 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     finish_run(client, run_id, write(rows, workspace.data_floor(), folder, training, samples=samples, noise_levels=levels))
     create_table_artifact(cells_table(rows), key=artifact_key("cells", config.name), description=f"{config.name}: every cell")
     link = mlflow_link(client.tracking_uri, experiment_id, config.name)
-    create_link_artifact(link, link_text=f"{config.name} in MLflow", key=artifact_key("mlflow", config.name))
+    said = "FID, KID and ODE error against NFE"
+    create_link_artifact(link, link_text=f"{config.name} in MLflow", key=artifact_key("mlflow", config.name), description=said)
 
 
 @flow(name="evaluate", description="Sample and score every trained configuration (or those named), at once.")

@@ -1,19 +1,21 @@
 """Stage `report`: the study's comparison under reports/ — FID vs NFE for every configuration
 (figure grouped by ablation, and CSV for `dvc plots show`), a table per ablation (what each varied
 axis does), the best (solver, step schedule) per NFE budget, the numbers to read them against, and
-sample grids — logged to MLflow as the study's report run."""
+sample grids; all of it on one page, reports/index.html — logged to MLflow as the study's report
+run, and its tables and page as Prefect artifacts of the flow run."""
 
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.artifacts import artifact_key, report_markdown
+from tasks.artifacts import artifact_key, mlflow_link, report_markdown
 from tasks.data import training_images
+from tasks.page import write_page
 from tasks.provenance import training_identity
 from tasks.results import read_results, write_report
-from tasks.tracking import log_report
+from tasks.tracking import existing_experiment, log_report, tracking_uri
 from tasks.workspace import Workspace
 
 from .cli import main
@@ -21,6 +23,7 @@ from .params_file import load_params
 
 collect = task(read_results, name="collect results", cache_policy=NO_CACHE)
 write = task(write_report, name="write report", cache_policy=NO_CACHE)
+page = task(write_page, name="write the report page", cache_policy=NO_CACHE)
 record = task(log_report, name="log report to MLflow", cache_policy=NO_CACHE)
 
 
@@ -44,8 +47,14 @@ def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[s
             f"(NFE {row['nfe']}), FID {row['fid']:.3f} ± {row['fid_se']:.3f}"
             + (f"; runner-up within 2 standard errors: {row['runner_up']}" if row["within_spread"] else "")
         )
+    experiment = existing_experiment(workspace.root, study.mlflow.experiment)
+    links = {name: mlflow_link(tracking_uri(workspace.root), experiment, name) for name in configurations if experiment is not None}
+    index = page(workspace.reports, f"Design-space study: {study.mlflow.experiment}", links)
     record(study, workspace.root, workspace.artifacts, workspace.reports, inputs=(rows, failures, floor))
-    create_markdown_artifact(report_markdown(workspace.reports), key=artifact_key("report", study.mlflow.experiment))
+    tables, page_link = (artifact_key(kind, study.mlflow.experiment) for kind in ("report", "report-page"))
+    said = "The ablations, optimized step schedules, convergence checks"
+    create_markdown_artifact(report_markdown(workspace.reports), key=tables, description=said)
+    create_link_artifact(index.resolve().as_uri(), link_text="the report page", key=page_link, description="reports/index.html: all of it")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def where_to_look(params="params.yaml", address="http://127.0.0.1:5000"):
     experiment_id = existing_experiment(".", study.mlflow.experiment) or "<id>"
     compared = [name for name, config in study.train.configurations.items() if config.grid is None]
     charts = "\n".join(
-        f"         {name}, FID and ODE error against NFE per solver / step schedule: {series_view_url(address, experiment_id, name)}"
+        f"         {name}, FID, KID and ODE error against NFE per solver / step schedule: {series_view_url(address, experiment_id, name)}"
         for name in compared
     )
     return WHERE_TO_LOOK.format(uri=uri, runs=experiment_url(address, experiment_id), charts=charts)

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
 
+from .kid import KID_REAL, within
+
 INCEPTION_WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 
 
@@ -136,9 +138,19 @@ def fid_from_moments(statistics, shards):
 
 def real_statistics(real, extractor, batch_size=500):
     """A `FrechetInceptionDistance` holding the features of `real`: computed once, kept across
-    `reset()` (reset_real_features=False), for `fid_from_statistics` to score many fake sets."""
+    `reset()` (reset_real_features=False), for `fid_from_statistics` to score many fake sets; and
+    KID's real side (`with_kid`) from the first `KID_REAL` of them."""
     statistics = empty_statistics(extractor)
     accumulate(statistics, real, batch_size=batch_size)
+    return with_kid(statistics, features(extractor, real[:KID_REAL], batch_size))
+
+
+def with_kid(statistics, real):
+    """`statistics` also holding what every KID against the real features `real` [M, d] needs
+    (`models.kid.kids`): the features themselves (`kid_real`, rounded to float32 as statistics.pt
+    keeps them, so that a KID is the same before and after saving) and their kernel's mean (`kid_within`)."""
+    statistics.kid_real = real.float().double()
+    statistics.kid_within = within(statistics.kid_real)
     return statistics
 
 

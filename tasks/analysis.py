@@ -27,32 +27,33 @@ def by_fid(rows):
 
 
 def best_cell(rows):
-    """Solver, step schedule, NFE, FID and fid_se of the row with the lowest finite FID, and whether
-    the runner-up is `within_spread` of it; all None and FID NaN when no row has a finite FID."""
+    """Solver, step schedule, NFE, FID and fid_se of the row with the lowest finite FID (and its KID),
+    and whether the runner-up is `within_spread` of it; all None and FID NaN when no row has a finite FID."""
     ranked = by_fid(rows)
     if not ranked:
-        return dict(solver=None, step_schedule=None, nfe=None, fid=math.nan, fid_se=math.nan, runner_up=None, within_spread=None)
+        measured = dict.fromkeys(("fid", "fid_se", "kid", "kid_se"), math.nan)
+        return dict(solver=None, step_schedule=None, nfe=None, **measured, runner_up=None, within_spread=None)
     best, runner_up = ranked[0], (ranked[1:] or [None])[0]
     return dict(
         **{key: best[key] for key in ("solver", "step_schedule", "nfe", "fid")},
-        fid_se=best.get("fid_se", math.nan),
+        **{key: best.get(key, math.nan) for key in ("fid_se", "kid", "kid_se")},
         runner_up=None if runner_up is None else f"{runner_up['series']}, NFE {runner_up['nfe']}: FID {runner_up['fid']:.3f}",
         within_spread=None if runner_up is None else within_spread(best, runner_up),
     )
 
 
-def within_spread(best, runner_up, z=2.0, paired=True):
-    """Whether `runner_up`'s FID is within `z` standard errors of the difference from `best`'s; None
-    when either has no bootstrap. `paired` (cells of one model): the standard deviation of their
-    paired bootstrap FIDs' differences (the same resamples of samples from the same initial noise).
-    Unpaired (cells of two models, each its own training): sqrt(se_best^2 + se_runner_up^2), since
-    pairing by noise removes the spread of the samples but not that of training."""
-    a, b = best.get("fid_bootstrap"), runner_up.get("fid_bootstrap")
+def within_spread(best, runner_up, z=2.0, paired=True, metric="fid"):
+    """Whether `runner_up`'s `metric` (fid or kid) is within `z` standard errors of the difference from
+    `best`'s; None when either has no bootstrap. `paired` (cells of one model): the standard deviation
+    of their paired bootstrap values' differences (the same resamples of samples from the same initial
+    noise). Unpaired (cells of two models, each its own training): sqrt(se_best^2 + se_runner_up^2),
+    since pairing by noise removes the spread of the samples but not that of training."""
+    a, b = best.get(f"{metric}_bootstrap"), runner_up.get(f"{metric}_bootstrap")
     if not a or not b or len(a) != len(b):
         return None
     a, b = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
     error = (b - a).std() if paired else (a.var() + b.var()).sqrt()
-    return bool(runner_up["fid"] - best["fid"] <= z * error.item())
+    return bool(runner_up[metric] - best[metric] <= z * error.item())
 
 
 def best_per_budget(rows):
@@ -153,7 +154,7 @@ def convergence_checks(rows, agree=0.5, margin=10):
 
 def summary(rows, floor, failures=None):
     """The closing note's numbers: data_floor_fid, and under configurations, per model (`variant`) its
-    reference FID, standard error and NFE (NaN and None if it has none), the `convergence_checks` of
+    reference FID, its KID, standard errors and NFE (NaN and None if it has none), the `convergence_checks` of
     its ODE references, and the `best_cell` among non-reference cells with NFE <= 10 and <= 20; a
     configuration in `failures` (configuration -> message) appears as {"failed": message}."""
     result = {"data_floor_fid": floor, "configurations": {name: {"failed": message} for name, message in (failures or {}).items()}}
@@ -164,6 +165,8 @@ def summary(rows, floor, failures=None):
         result["configurations"][configuration] = {
             "reference_fid": reference["fid"],
             "reference_fid_se": reference.get("fid_se", math.nan),
+            "reference_kid": reference.get("kid", math.nan),
+            "reference_kid_se": reference.get("kid_se", math.nan),
             "reference_nfe": reference["nfe"],
             "ode_references": convergence_checks(own),
             "best_nfe_le_10": best_cell([row for row in cells if row["nfe"] <= 10]),
@@ -172,7 +175,12 @@ def summary(rows, floor, failures=None):
     return result
 
 
-RANKED = ("reference_fid", "fid_nfe_le_10", "fid_nfe_le_20")  # the columns of an ablation table that name a winner
+RANKED = {  # the columns of an ablation table that name a winner -> the metric they rank by
+    "reference_fid": "fid",
+    "reference_kid": "kid",
+    "fid_nfe_le_10": "fid",
+    "fid_nfe_le_20": "fid",
+}
 
 
 ABLATION_COLUMNS = [
@@ -189,7 +197,7 @@ ABLATION_COLUMNS = [
 def ablation_table(rows, axis, members, entries):
     """One ablation's table (EDM's Table 2): a row per model of the configurations `members` (the
     parent first; `entries`: configuration -> its entry of the varied `axis`) with its reference FID
-    and its best FID at NFE <= 10 and <= 20 with the cell that got it, chosen among the (solver, step
+    and KID and its best FID at NFE <= 10 and <= 20 with the cell that got it, chosen among the (solver, step
     schedule, budget) cells that every model of the table has, so that each row picks from the same
     cells. Each FID comes with its standard error (`<column>_se`); the winner of each column is
     marked "clear", "within spread" when the runner-up is `within_spread` of it (unpaired: the rows
@@ -206,19 +214,20 @@ def ablation_table(rows, axis, members, entries):
         reference = next((row for row in own if row["reference"]), dict(fid=math.nan))
         shared = [row for row in own if not row["reference"] and (row["solver"], row["step_schedule"], row["budget"]) in common]
         line = dict(axis=axis, parent=members[0], configuration=model, entry=entries[own[0]["configuration"]])
-        picked = {"reference_fid": reference}
+        picked = {"reference_fid": reference, "reference_kid": reference}
         for most in (10, 20):
             finite = by_fid([row for row in shared if row["nfe"] <= most])
             picked[f"fid_nfe_le_{most}"] = finite[0] if finite else dict(fid=math.nan)
             line[f"cell_nfe_le_{most}"] = f"{finite[0]['solver']} / {finite[0]['step_schedule']}, NFE {finite[0]['nfe']}" if finite else ""
         for column, row in picked.items():
-            line.update({column: row["fid"], f"{column}_se": row.get("fid_se", math.nan), f"{column}_winner": ""})
+            metric = RANKED[column]
+            line.update({column: row.get(metric, math.nan), f"{column}_se": row.get(f"{metric}_se", math.nan), f"{column}_winner": ""})
         table.append(line)
         chosen.append(picked)
     for column in RANKED:
         ranked = sorted((i for i, line in enumerate(table) if math.isfinite(line[column])), key=lambda i: table[i][column])
         if len(ranked) > 1:
-            close = within_spread(chosen[ranked[0]][column], chosen[ranked[1]][column], paired=False)
+            close = within_spread(chosen[ranked[0]][column], chosen[ranked[1]][column], paired=False, metric=RANKED[column])
             table[ranked[0]][f"{column}_winner"] = {True: "within spread", False: "clear", None: "best"}[close]
     return table
 

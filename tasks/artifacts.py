@@ -5,6 +5,7 @@ to its comparison in MLflow, and the report's tables. Built here from the rows a
 import re
 from urllib.parse import urlparse
 
+from .markdown import with_error
 from .mlflow_views import series_view_url
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
@@ -17,7 +18,7 @@ def artifact_key(*parts):
 
 def cells_table(rows):
     """A line per cell of one configuration, references first: its label, solver, step schedule,
-    clipping, NFE spent, FID ± its standard error and ODE error."""
+    clipping, NFE spent, FID and KID ± their standard errors and ODE error."""
     return [
         dict(
             cell=row["label"] + " (reference)" * row["reference"],
@@ -26,6 +27,7 @@ def cells_table(rows):
             clipping=row["clipping"],
             nfe=row["nfe"],
             fid=f"{row['fid']:.2f} ± {row['fid_se']:.2f}",
+            kid=with_error(row["kid"], row["kid_se"]),
             ode_error="" if row["ode_error"] is None else f"{row['ode_error']:.2e}",
         )
         for row in rows
@@ -33,7 +35,7 @@ def cells_table(rows):
 
 
 def mlflow_link(tracking_uri, experiment_id, configuration):
-    """The MLflow UI page of a configuration's charts (FID and ODE error against NFE per series): on the
+    """The MLflow UI page of a configuration's charts (FID, KID and ODE error against NFE per series): on the
     tracking server when the study logs to one, else where `mlflow ui` serves the local store."""
     address = tracking_uri if urlparse(tracking_uri).scheme in ("http", "https") else MLFLOW_UI
     return series_view_url(address.rstrip("/"), experiment_id, configuration)
@@ -41,6 +43,6 @@ def mlflow_link(tracking_uri, experiment_id, configuration):
 
 def report_markdown(reports):
     """The report's tables in one Markdown text: the ablations, the optimized step schedules and the
-    convergence checks (reports/*.md), with where the figures are."""
+    convergence checks (reports/*.md), with the page that also shows the figures."""
     parts = [(reports / name).read_text() for name in ("ablations.md", "optimized_schedules.md", "measured_order.md")]
-    return "\n\n".join(parts) + f"\n\nThe figures: {reports.resolve().as_uri()}/\n"
+    return "\n\n".join(parts) + f"\n\nThe whole report, figures included: {(reports / 'index.html').resolve().as_uri()}\n"

@@ -19,6 +19,7 @@ import torch
 from models.choices import ClippingChoice, SolverChoice, StepScheduleChoice
 from models.clipping import Clipped
 from models.fid import bootstrap_fids, features, fid_from_moments, moments, resampling_weights
+from models.kid import kids
 from models.optimized_schedules import FITTED_SCHEDULES
 from models.solvers import SOLVERS
 
@@ -85,7 +86,7 @@ class Cell(NamedTuple):
     def row(self, **measured):
         """The cell's row (`tasks.rows.CellRow`): its own labels, order, budget, reference and label,
         and every other field from `measured` (what sampling and scoring it gave: nfe, fid, fid_se,
-        fid_bootstrap, ode_error, error_ratio, seconds)."""
+        fid_bootstrap, kid, kid_se, kid_bootstrap, ode_error, error_ratio, seconds)."""
         own = dict(
             configuration=self.configuration,
             **self.tags,
@@ -252,14 +253,17 @@ def measured_against(cell, solutions):
 
 
 def score(cell, shards, statistics, resamples, solution, finer=None, fit_seconds=None):
-    """(the row of a cell from its shards in order, its first `KEPT` samples): its grid, FID of their
-    merged features, its bootstrap FIDs over the `resamples`, seconds summed, and for a deterministic
+    """(the row of a cell from its shards in order, its first `KEPT` samples): its grid, FID and KID
+    of their merged features against the real ones of `statistics` (`models.fid.real_statistics`),
+    their bootstrap values over the `resamples`, seconds summed, and for a deterministic
     cell its `ode_error` against `solution` (its ODE reference's); a reference also gets its
     `error_ratio` from the `finer` solution; a fitted one the seconds its grid took to fit."""
     merged = torch.cat([shard.features for shard in shards])
     samples = torch.cat([shard.samples for shard in shards])
     distance = ode_error(samples, solution) if cell.deterministic else None
     bootstrap = bootstrap_fids(statistics, merged, resamples)
+    weights = torch.cat([resamples.new_ones(1, len(merged)), resamples])  # every sample once, then each resample
+    kid = kids(statistics.kid_real, statistics.kid_within, merged, weights)
     row = cell.row(
         nfe=shards[0].nfe,
         sigmas=shards[0].sigmas,
@@ -267,6 +271,9 @@ def score(cell, shards, statistics, resamples, solution, finer=None, fit_seconds
         fid=fid_from_moments(statistics, [moments(merged)]),
         fid_se=torch.tensor(bootstrap, dtype=torch.float64).std().item(),
         fid_bootstrap=bootstrap,
+        kid=kid[0].item(),
+        kid_se=kid[1:].std().item(),
+        kid_bootstrap=kid[1:].tolist(),
         seconds=sum(shard.seconds for shard in shards),
         ode_error=distance,
         error_ratio=error_ratio(distance, solution, finer) if cell.reference else None,

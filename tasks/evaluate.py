@@ -1,5 +1,5 @@
 """A cell's record, apart from its computation (`tasks.cells`): the nested MLflow run a computed cell
-is logged as, with its captioned sample grid and `CELL_FILE` (its first samples, bootstrap FIDs, grid
+is logged as, with its captioned sample grid and `CELL_FILE` (its first samples, bootstrap FIDs and KIDs, grid
 and, for a reference, its ODE solution), and the same read back for a cell logged before by the same
 computation (same key: `tasks.tracking.cell_key`); likewise the run of a fitted step schedule."""
 
@@ -16,7 +16,8 @@ from .images import sample_grid
 from .rows import from_metrics
 from .tracking import finish_run, finished_run, log_cell, logged_cell, run_for
 
-CELL_FILE = "cell.pt"  # a cell run's artifact: its first samples, bootstrap FIDs, grid and (reference) ODE solution
+CELL_FILE = "cell.pt"  # a cell run's artifact: its first samples, the row's `SAVED` fields and (reference) ODE solution
+SAVED = ("fid_bootstrap", "kid_bootstrap", "sigmas")  # the fields of a row that are no metric: kept in `CELL_FILE`
 SCHEDULE_FILES = ("step_schedule.json", "step_schedule.png")  # a fitted step schedule's run's artifacts
 
 
@@ -39,20 +40,20 @@ def logged_row(run, cell, grid):
         except MlflowException:
             return None
         saved = torch.load(path, weights_only=True)
-    row = cell.row(fid_bootstrap=saved["fid_bootstrap"], sigmas=saved["sigmas"], **from_metrics(metrics))
+    row = cell.row(**{key: saved[key] for key in SAVED}, **from_metrics(metrics))
     sample_grid(saved["samples"], grid, caption=caption(row))
     return row, saved["samples"], saved["solution"]
 
 
 def record_cell(run, row, samples, solution, grid):
     """Draw a computed cell's samples as its grid, the file `grid`, save its first samples, bootstrap
-    FIDs and ODE `solution` (a reference's; else None) as `CELL_FILE`, and log the cell as its `run`
+    FIDs and KIDs, grid and ODE `solution` (a reference's; else None) as `CELL_FILE`, and log the cell as its `run`
     (`tasks.tracking.CellRun`), finished, with both files."""
     sample_grid(samples, grid, caption=caption(row))
     run_id = log_cell(run.client, run.experiment_id, run.parent, run.key, row, run.tags)
     with tempfile.TemporaryDirectory() as folder:
         saved = Path(folder) / CELL_FILE
-        torch.save(dict(samples=samples, fid_bootstrap=row["fid_bootstrap"], sigmas=row["sigmas"], solution=solution), saved)
+        torch.save(dict(samples=samples, **{key: row[key] for key in SAVED}, solution=solution), saved)
         finish_run(run.client, run_id, [grid, saved])
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 import torch
 
 from models.features import Classifier, accuracy, train_classifier
-from models.fid import FeatureExtractor, empty_statistics, fid_from_statistics, inception_extractor, real_statistics
+from models.fid import FeatureExtractor, empty_statistics, fid_from_statistics, inception_extractor, real_statistics, with_kid
+from models.fid import features as features_of
+from models.kid import kid
 
 from .checkpoints import save_atomic
 from .data import TrainTest, load_dataset
@@ -50,14 +52,16 @@ def fit(features, data, *, device="cpu", log=print):
     extractor = extractor_for(features, classifier_state, sample_shape).to(device)
     statistics = real_statistics(data.train_images, extractor)
     metrics["data_floor_fid"] = fid_from_statistics(statistics, data.test_images)
+    metrics["data_floor_kid"] = kid(statistics.kid_real, features_of(extractor, data.test_images))
     log(
         f"data floor: FID of {len(data.test_images)} held-out images against {len(data.train_images)} training images "
-        f"= {metrics['data_floor_fid']:.3f}"
+        f"= {metrics['data_floor_fid']:.3f}, KID {metrics['data_floor_kid']:.2e}"
     )
     state = {
         "classifier": classifier_state,
         "sample_shape": torch.tensor(sample_shape),
         "real": {name: getattr(statistics, name).cpu() for name in REAL_STATES},
+        "kid_real": statistics.kid_real.float().cpu(),  # float32, as `with_kid` keeps it
     }
     return state, metrics
 
@@ -80,10 +84,11 @@ def feature_space_digest(features, path):
 
 def load_statistics(features, path, *, device="cpu"):
     """(statistics, sample shape): the real statistics saved by `fit`, ready for
-    `fid_from_statistics` (nothing recomputed), and the shape (C, H, W) of the data's images."""
+    `fid_from_statistics` (nothing recomputed) and for KID (`models.fid.with_kid`), and the shape
+    (C, H, W) of the data's images."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     sample_shape = tuple(state["sample_shape"].tolist())
     statistics = empty_statistics(extractor_for(features, state["classifier"], sample_shape).to(device))
     for name, value in state["real"].items():
         setattr(statistics, name, value.to(device))
-    return statistics, sample_shape
+    return with_kid(statistics, state["kid_real"].to(device)), sample_shape

@@ -6,6 +6,13 @@ import math
 from .analysis import RANKED
 
 
+def with_error(value, error):
+    """ "value ± error", both to the decimals that give `error` two significant digits (KID's scale is
+    the feature space's: tens on the digits classifier's features, thousandths on Inception's)."""
+    decimals = max(0, 1 - math.floor(math.log10(error))) if error > 0 and math.isfinite(error) else 2
+    return f"{value:.{decimals}f} ± {error:.{decimals}f}"
+
+
 def number(value, spec):
     """`value` formatted by `spec`, or n/a for None."""
     return "n/a" if value is None else format(value, spec)
@@ -48,13 +55,13 @@ def orders_markdown(table, checks=None):
 
 
 def ablation_markdown(tables, floor):
-    """The ablation tables as Markdown: a section per varied axis, FID ± standard error, the best of
-    each column in bold, marked ≈ when the runner-up is within its spread."""
+    """The ablation tables as Markdown: a section per varied axis, FID (and the reference's KID) ±
+    standard error, the best of each column in bold, marked ≈ when the runner-up is within its spread."""
     lines = [
-        f"# Ablations\n\nData floor (held-out real images): FID {floor:.2f}. FID ± its bootstrap standard error; best of each "
-        "column in bold, ≈ where the runner-up is within 2 standard errors of the difference, sqrt(se^2 + se'^2) (no clear "
-        "winner): the rows are models trained apart, and FID moves between trainings too (see the seed table, where there "
-        'is one, and README "Reading a study").\n'
+        f"# Ablations\n\nData floor (held-out real images): FID {floor:.2f}. FID and KID ± their bootstrap standard errors "
+        "(KID: unbiased at any sample count, on the feature space's own scale); best of each column in bold, ≈ where the "
+        "runner-up is within 2 standard errors of the difference, sqrt(se^2 + se'^2) (no clear winner): the rows are models "
+        'trained apart, and FID moves between trainings too (see the seed table, where there is one, and README "Reading a study").\n'
     ]
     if not tables:
         lines.append("No configuration names a parent: there is no ablation to tabulate.")
@@ -62,18 +69,20 @@ def ablation_markdown(tables, floor):
         axis, parent = table[0]["axis"], table[0]["parent"]
         lines += [
             f"\n## {axis} (varied from `{parent}`)\n",
-            f"| configuration | {axis} | reference FID | best FID, NFE <= 10 | best FID, NFE <= 20 |",
-            "|---|---|---|---|---|",
+            f"| configuration | {axis} | reference FID | reference KID | best FID, NFE <= 10 | best FID, NFE <= 20 |",
+            "|---|---|---|---|---|---|",
         ]
         for line in table:
             value = {}
-            for key in RANKED:
-                text = f"{line[key]:.2f} ± {line[f'{key}_se']:.2f}" if math.isfinite(line[key]) else "n/a"
+            for key, metric in RANKED.items():
+                shown = with_error(line[key], line[f"{key}_se"]) if metric == "kid" else f"{line[key]:.2f} ± {line[f'{key}_se']:.2f}"
+                text = shown if math.isfinite(line[key]) else "n/a"
                 winner = line[f"{key}_winner"]
                 value[key] = f"**{text}**" + " ≈" * (winner == "within spread") if winner else text
             name = f"{line['configuration']} (parent)" if line["configuration"] == parent else line["configuration"]
             lines.append(
-                f"| {name} | {line['entry']} | {value['reference_fid']} | {value['fid_nfe_le_10']} ({line['cell_nfe_le_10']}) "
+                f"| {name} | {line['entry']} | {value['reference_fid']} | {value['reference_kid']} "
+                f"| {value['fid_nfe_le_10']} ({line['cell_nfe_le_10']}) "
                 f"| {value['fid_nfe_le_20']} ({line['cell_nfe_le_20']}) |"
             )
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from .tracking import SERIES
 
 VIEW_TAG = "mlflow.sharedViewState."
 SECTION = "study-series"  # the one section of a series view's charts
-CHARTED, HIDDEN = ("fid", "ode_error"), ("fid_se",)  # the series metrics drawn, in this order, and those left out
+CHARTED, HIDDEN = ("fid", "kid", "ode_error"), ("fid_se", "kid_se")  # the series metrics drawn, in this order, and those left out
 
 
 def experiment_url(address, experiment_id):
@@ -45,8 +45,8 @@ def line_chart(metric, deleted=False):
 def series_view_state(configuration):
     """The runs page's state: the current series runs of `configuration` listed flat (sorted by name:
     a sort by creation nests them under their configuration's run), every one drawn (the page draws
-    the first 10 by default), one section of `CHARTED` charts, two a row."""
-    section = dict(uuid=SECTION, name="FID and ODE error against NFE", display=True, isReordered=True, columns=2, cardHeight=480)
+    the first 10 by default), one section of `CHARTED` charts, three a row."""
+    section = dict(uuid=SECTION, name="FID, KID and ODE error against NFE", display=True, isReordered=True, columns=3, cardHeight=480)
     return dict(
         searchFilter=f"tags.kind = '{SERIES}' and tags.configuration = '{configuration}'",
         orderByKey="tags.`mlflow.runName`",
@@ -64,7 +64,7 @@ def save_series_view(client, experiment_id, configuration):
     key = view_key(configuration)
     if VIEW_TAG + key not in client.get_experiment(experiment_id).tags:
         now = int(time.time() * 1000)
-        name = f"{configuration}: FID and ODE error vs NFE"
+        name = f"{configuration}: FID, KID and ODE error vs NFE"
         envelope = dict(name=name, createdAt=now, updatedAt=now, state=json.dumps(series_view_state(configuration)))
         client.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(envelope))
     return key

@@ -28,7 +28,9 @@ from .markdown import ablation_markdown, orders_markdown, schedules_markdown
 from .overview import ablations_figure, noise_levels_figure, reference_samples_figure
 from .rows import CSV, fields
 
-BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid", "fid_se", "runner_up", "within_spread", "failed"]
+BEST_COLUMNS = [
+    *("configuration", "budget", "solver", "step_schedule", "nfe", "fid", "fid_se", "kid", "kid_se", "runner_up", "within_spread", "failed")
+]
 ORDER_COLUMNS = ["configuration", "series", "order", "measured_order", "over_nfe", "slopes", "ode_error_at_most_nfe"]
 FIGURES = {  # file -> the figure of rows, the data floor, failures and a layout
     "fid_vs_nfe.png": fid_vs_nfe_figure,
@@ -98,7 +100,10 @@ def read_results(trainings, workspace):
             )
         if "failed" in results:
             failures[name] = results["failed"]
-        rows += [{**row, **{key: math.nan if row[key] is None else row[key] for key in ("fid", "fid_se")}} for row in results["cells"]]
+        rows += [
+            {**row, **{key: math.nan if row[key] is None else row[key] for key in ("fid", "fid_se", "kid", "kid_se")}}
+            for row in results["cells"]
+        ]
         noise_levels = workspace.results(name) / "noise_levels.json"
         if noise_levels.is_file():
             levels[name] = json.loads(noise_levels.read_text())

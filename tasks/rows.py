@@ -24,6 +24,9 @@ class CellRow(TypedDict):
     fid: Annotated[float, CSV, CELL_METRIC, SERIES_METRIC]
     fid_se: Annotated[float, CSV, CELL_METRIC, SERIES_METRIC]  # the standard deviation of fid_bootstrap
     fid_bootstrap: list[float]  # the FIDs of the bootstrap resamples
+    kid: Annotated[float, CSV, CELL_METRIC, SERIES_METRIC]  # `models.kid`: unbiased at any sample count
+    kid_se: Annotated[float, CSV, CELL_METRIC, SERIES_METRIC]  # the standard deviation of kid_bootstrap
+    kid_bootstrap: list[float]  # the KIDs of the same bootstrap resamples
     ode_error: Annotated[float | None, CSV, CELL_METRIC, SERIES_METRIC]  # None for a stochastic cell
     ode_reference: str | None  # the label of the reference it is measured against
     error_ratio: Annotated[float | None, CELL_METRIC]  # a reference's: `tasks.cells.error_ratio`

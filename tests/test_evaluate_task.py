@@ -65,6 +65,8 @@ def test_every_cell_and_the_reference_are_scored(model, statistics, digits):
     rows = [score_cell(model, cell, noise, statistics, evaluate, solutions=solutions)[0] for cell in cells(evaluate, "tiny")]
     assert len(rows) == 3 * 2 * 2 + 1 and rows[0]["reference"] and sum(r["reference"] for r in rows) == 1
     assert all(r["nfe"] <= r["budget"] and math.isfinite(r["fid"]) and r["fid"] > 0 and r["fid_se"] > 0 for r in rows)
+    assert all(r["kid_se"] > 0 and len(r["kid_bootstrap"]) == len(r["fid_bootstrap"]) == evaluate.bootstrap for r in rows)
+    assert max(r["kid"] for r in rows) > 2 * rows[0]["kid"] > 0  # the worst of 4-step cells against the converged reference
     assert all((r["ode_error"] is None) == (r["solver"] == "ddpm") for r in rows)  # a stochastic cell solves no ODE
     assert all(r["ode_reference"] == (rows[0]["label"] if r["solver"] != "ddpm" else None) for r in rows)
     solutions_again = {}
@@ -94,6 +96,7 @@ def test_sharded_scoring_gives_the_samples_and_fid_of_one_pass(model, statistics
         assert torch.equal(whole_samples, split_samples)
         assert split_row["fid"] == pytest.approx(whole["fid"], rel=1e-9, abs=1e-9) and split_row["nfe"] == whole["nfe"]
         assert split_row["fid_bootstrap"] == pytest.approx(whole["fid_bootstrap"], rel=1e-9, abs=1e-9)
+        assert (split_row["kid"], split_row["kid_bootstrap"]) == (whole["kid"], whole["kid_bootstrap"])  # the same features in order
         assert split_row["ode_error"] == whole["ode_error"]
 
 

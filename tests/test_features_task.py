@@ -1,11 +1,12 @@
 """The features stage's task: the classifier and real statistics fitted once, saved as tensors,
-loaded back to give the same FID as from scratch; the same seed gives the same feature space."""
+loaded back to give the same FID and KID as from scratch; the same seed gives the same feature space."""
 
 import pytest
 import torch
 
 from flows.params import Features
-from models.fid import fid_from_statistics
+from models.fid import features, fid_from_statistics
+from models.kid import kid
 from tasks.data import load_digits_images, split
 from tasks.features import extractor_for, fit, load_statistics
 
@@ -31,6 +32,17 @@ def test_saved_statistics_give_the_same_fid_as_from_scratch(fitted, digits, tmp_
     shifted = fid_from_statistics(statistics, (digits.test_images + 0.5).clamp(-1, 1))
     assert shifted > 10 * metrics["data_floor_fid"]
     assert 0.7 < metrics["classifier_test_accuracy"] <= 1  # 80 steps; test_fid holds the fully trained accuracy
+
+
+def test_saved_statistics_give_the_same_kid_and_it_is_measured_against_the_training_images(fitted, digits, tmp_path):
+    state, metrics = fitted
+    torch.save(state, tmp_path / "statistics.pt")
+    statistics, _ = load_statistics(FEATURES, tmp_path / "statistics.pt")
+    train = features(statistics.inception, digits.train_images)
+    assert torch.equal(statistics.kid_real, train.float().double())  # every training image (fewer than KID_REAL)
+    assert kid(statistics.kid_real, features(statistics.inception, digits.test_images)) == metrics["data_floor_kid"]
+    shifted = kid(statistics.kid_real, features(statistics.inception, (digits.test_images + 0.5).clamp(-1, 1)))
+    assert shifted > 10 * abs(metrics["data_floor_kid"])
 
 
 def test_the_same_seed_gives_the_same_feature_space(fitted, digits):

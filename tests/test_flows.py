@@ -26,13 +26,24 @@ from flows.evaluate import evaluate_one
 from flows.params_file import load_params
 from flows.report import report_study
 from flows.study import run_study
+from tasks.artifacts import mlflow_link
 from tasks.cells import cells, fitted_grid
 from tasks.data import save_dataset
+from tasks.page import SECTIONS
 from tasks.results import StaleResults
 from tasks.tracking import open_experiment
 from tasks.train import load_trained
 from tasks.workspace import Workspace
 from tests.conftest import TINY
+from tools.browser import browser_page
+
+SHOWN = """({
+    images: document.images.length,
+    loaded: [...document.images].filter(image => image.complete && image.naturalWidth > 0).length,
+    tables: document.querySelectorAll('table').length,
+    sections: document.querySelectorAll('section').length,
+    links: [...document.querySelectorAll('#in-mlflow a')].map(link => link.href),
+})"""  # what the report page shows, counted in the browser
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -116,7 +127,7 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
     first = json.loads((workspace.results("tiny") / "cells.json").read_text())
     with get_client(sync_client=True) as prefect:  # what the Prefect UI shows of the results (the flow runs' Artifacts)
         published = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cells-tiny", "mlflow-tiny", "report-tiny"]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cells-tiny", "mlflow-tiny", "report-tiny", "report-page-tiny"]))
         )
     by_key = {artifact.key: artifact for artifact in published}
     table = json.loads(by_key["cells-tiny"].data)
@@ -125,6 +136,17 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
     experiment_id = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("tiny").experiment_id
     assert by_key["mlflow-tiny"].data.startswith(f"[tiny in MLflow](http://127.0.0.1:5000/#/experiments/{experiment_id}")
     assert "# Ablations" in by_key["report-tiny"].data and "# Optimized step schedules" in by_key["report-tiny"].data
+    page = workspace.reports / "index.html"
+    assert by_key["report-page-tiny"].data == f"[the report page]({page.resolve().as_uri()})"
+    with browser_page() as browser:  # the report page as a reader sees it, with the network off
+        browser.offline()
+        browser.open(page.resolve().as_uri())
+        shown = browser.evaluate(SHOWN)
+    figures = [file for _, files in SECTIONS for file in files if file.endswith(".png")]
+    assert shown["images"] == shown["loaded"] == len(figures) + 1 == 8  # and tiny's convergence picture
+    markdown_tables = sum(path.read_text().count("\n|---") for path in workspace.reports.glob("*.md"))
+    assert shown["tables"] == markdown_tables + 1 and shown["sections"] == len(SECTIONS) + 1  # best.csv; the MLflow links
+    assert shown["links"] == [mlflow_link(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_id, "tiny")]
     shutil.rmtree(workspace.results("tiny"))  # as DVC does before it re-runs a stage
     state = evaluate_one(configuration="tiny", params=str(params), root=str(tmp_path), return_state=True)
     with get_client(sync_client=True) as client:

@@ -29,7 +29,7 @@ def test_a_series_view_charts_the_current_series_of_its_configuration_on_log_axe
     make_current(client, experiment_id, "edm", current)
     assert save_series_view(client, experiment_id, "edm") == "series-edm"
     envelope = json.loads(client.get_experiment(experiment_id).tags[VIEW_TAG + "series-edm"])
-    assert envelope["name"] == "edm: FID and ODE error vs NFE" and isinstance(envelope["createdAt"], int)
+    assert envelope["name"] == "edm: FID, KID and ODE error vs NFE" and isinstance(envelope["createdAt"], int)
     state = json.loads(envelope["state"])
     shown = {run.info.run_id for run in client.search_runs([experiment_id], state["searchFilter"])}
     assert shown == set(current) and old not in shown and pending not in shown  # no superseded, pending or other configuration's series
@@ -38,8 +38,10 @@ def test_a_series_view_charts_the_current_series_of_its_configuration_on_log_axe
     charts = [(c["metricKey"], c["xAxisKey"], c["xAxisScaleType"], c["scaleType"], c["deleted"]) for c in state["compareRunCharts"]]
     assert charts == [
         ("fid", "step", "log", "log", False),
+        ("kid", "step", "log", "log", False),
         ("ode_error", "step", "log", "log", False),
         ("fid_se", "step", "log", "log", True),
+        ("kid_se", "step", "log", "log", True),
     ]
     assert all(c["metricSectionId"] == section["uuid"] for c in state["compareRunCharts"])
     client.set_experiment_tag(experiment_id, VIEW_TAG + "series-edm", "changed in the UI")

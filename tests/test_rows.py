@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from flows.params import Evaluate
 from tasks import rows
 from tasks.cells import cells
+from tasks.evaluate import SAVED
 from tasks.results import write_results
 from tasks.tracking import experiment, log_cell, logged_cell, run_for, tracking_uri
 
@@ -21,6 +22,9 @@ MEASURED = dict(
     fid=10.0,
     fid_se=0.5,
     fid_bootstrap=[9.5, 10.5],
+    kid=0.02,
+    kid_se=0.01,
+    kid_bootstrap=[0.01, 0.03],
     ode_error=0.1,
     error_ratio=None,
     seconds=0.2,
@@ -49,9 +53,7 @@ def test_a_field_added_to_the_row_alone_reaches_fid_csv_and_the_mlflow_cell_run_
     run_id = log_cell(client, experiment_id, run_for(client, experiment_id, "study/tiny", "tiny"), "study/tiny/cell", row, {})
     assert client.get_run(run_id).data.metrics["fid_half"] == 5.0
     _, metrics = logged_cell(client, experiment_id, "study/tiny/cell")
-    assert (
-        cell.row(fid_bootstrap=row["fid_bootstrap"], sigmas=row["sigmas"], **rows.from_metrics(metrics)) == row
-    )  # read back, as a reused cell
+    assert cell.row(**{key: row[key] for key in SAVED}, **rows.from_metrics(metrics)) == row  # read back, as a reused cell
 
 
 def test_the_rows_fields_are_what_the_files_and_runs_use():
@@ -65,11 +67,13 @@ def test_the_rows_fields_are_what_the_files_and_runs_use():
         "nfe",
         "fid",
         "fid_se",
+        "kid",
+        "kid_se",
         "ode_error",
         "seconds",
     ]
-    assert rows.required(rows.CELL_METRIC) == ["nfe", "fid", "fid_se", "seconds"]  # ode_error and error_ratio: where measured
-    assert rows.fields(rows.SERIES_METRIC) == ["fid", "fid_se", "ode_error"]
-    assert rows.from_metrics({"nfe": 8.0, "fid": 1.5, "fid_se": 0.1, "seconds": 2.0}) == dict(
-        nfe=8, fit_seconds=None, fid=1.5, fid_se=0.1, ode_error=None, error_ratio=None, seconds=2.0
+    assert rows.required(rows.CELL_METRIC) == ["nfe", "fid", "fid_se", "kid", "kid_se", "seconds"]  # ode_error, error_ratio: where measured
+    assert rows.fields(rows.SERIES_METRIC) == ["fid", "fid_se", "kid", "kid_se", "ode_error"]
+    assert rows.from_metrics({"nfe": 8.0, "fid": 1.5, "fid_se": 0.1, "kid": 0.02, "kid_se": 0.01, "seconds": 2.0}) == dict(
+        nfe=8, fit_seconds=None, fid=1.5, fid_se=0.1, kid=0.02, kid_se=0.01, ode_error=None, error_ratio=None, seconds=2.0
     )

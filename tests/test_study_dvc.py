@@ -19,13 +19,15 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from dvc_render.html import PAGE_HTML
 from mlflow import MlflowClient
 
 from flows.servers import prefect_and_mlflow_servers, stop
 from tasks.mlflow_views import VIEW_TAG
+from tools.browser import browser_page
 
 PROJECT = Path(__file__).resolve().parents[1]
-SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots"]
+SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots", ".dvc/offline_plots.html"]
 STAGES = ["prepare", "features", "train", "evaluate", "report"]
 
 
@@ -185,6 +187,27 @@ def test_plots_show_renders_fid_against_nfe(study):
     run([sys.executable, "-m", "dvc", "plots", "show", "-o", "plots-out"], repo, env)
     page = (repo / "plots-out" / "index.html").read_text()
     assert "dpmpp_2m / karras" in page and '"log"' in page
+
+
+def test_plots_pages_are_drawn_with_the_network_off(study, tmp_path):
+    """`dvc plots show` and `dvc plots diff` write pages (from .dvc/config's template, the libraries
+    inline) whose two plots Chromium draws offline; DVC's own page, which loads them from a CDN, draws nothing."""
+    repo, env, _, _, _ = study
+    cdn = tmp_path / "cdn.html"
+    cdn.write_text(PAGE_HTML)
+    run([sys.executable, "-m", "dvc", "plots", "show", "-o", "offline-show"], repo, env)
+    run([sys.executable, "-m", "dvc", "plots", "diff", "-o", "offline-diff"], repo, env)
+    run([sys.executable, "-m", "dvc", "plots", "show", "--html-template", str(cdn), "-o", "cdn-show"], repo, env)
+    painted = {}
+    with browser_page() as page:
+        page.offline()
+        for out in ("offline-show", "offline-diff", "cdn-show"):
+            page.open((repo / out / "index.html").as_uri(), settle=2)
+            painted[out] = page.painted()
+    assert "cdn.jsdelivr.net" not in (repo / "offline-show" / "index.html").read_text()
+    for out in ("offline-show", "offline-diff"):
+        assert len(painted[out]) == 2 and min(painted[out]) > 10_000, (out, painted[out])
+    assert painted["cdn-show"] == []
 
 
 def ran(output):

@@ -13,41 +13,25 @@ view (`workflowType=machine_learning`; the `mlflow.experimentKind` tag does not 
 loopback address it opens its Assistant panel, a third of the page, once per browser profile; the
 screenshots are taken as a user sees the page after closing it (its localStorage key set first).
 
-Each page is shot once its spinners have been gone for a while, through the DevTools protocol:
+Each page is shot once its spinners have been gone for a while, through the DevTools protocol (`tools.browser`):
 `chromium --screenshot --virtual-time-budget=...` often caught the chart cards still loading."""
 
 import argparse
-import base64
-import json
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 from mlflow import MlflowClient
-from websockets.sync.client import connect
 
-from flows.servers import free_port, server, stop
+from flows.servers import free_port, server
 from tasks.mlflow_views import experiment_url, series_view_url
 from tasks.tracking import SERIES
 
-WIDTH, HEIGHT = 1600, 1000
+from .browser import browser_page, chromium
+
 SPINNING = "document.querySelector('[class*=spin-spinning]') !== null"  # MLflow's loading indicators
-FLAGS = [  # headless, as root, and no calls out of a closed network (updates, sync, first-run pages)
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ASSISTANT_SEEN = "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1"  # the UI opens its Assistant panel once, until this is set
 QUIET_SECONDS, LOAD_SECONDS = 2.0, 60.0  # shot after QUIET_SECONDS without a spinner, or anyway after LOAD_SECONDS
 
@@ -77,14 +61,6 @@ def store_uri(args):
     return uri
 
 
-def chromium():
-    """The path of the `chromium` executable; a SystemExit saying how to install it if there is none."""
-    found = shutil.which("chromium")
-    if found is None:
-        raise SystemExit("chromium is not installed: apt-get install -y chromium")
-    return found
-
-
 def experiment_id(uri, name):
     """The id of the experiment `name` in the store at `uri`; a SystemExit if it has none."""
     found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
@@ -108,53 +84,6 @@ def page_urls(address, experiment, configurations):
     return {"runs_table.png": experiment_url(address, experiment), **views}
 
 
-class Page:
-    """A DevTools protocol session on one browser page; `call` sends a command and returns its result."""
-
-    def __init__(self, socket):
-        self.socket, self.sent = socket, 0
-
-    def call(self, method, **params):
-        self.sent += 1
-        self.socket.send(json.dumps({"id": self.sent, "method": method, "params": params}))
-        while True:  # no domain is enabled, so no events come between
-            answer = json.loads(self.socket.recv(timeout=LOAD_SECONDS))
-            if answer.get("id") == self.sent:
-                if "error" in answer:
-                    raise RuntimeError(f"{method}: {answer['error']}")
-                return answer["result"]
-
-    def evaluate(self, expression):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
-
-
-def devtools_port(process, profile, timeout=30):
-    """The DevTools port the headless Chromium `process` wrote into its `profile` folder."""
-    port_file, deadline = Path(profile) / "DevToolsActivePort", time.monotonic() + timeout
-    while not (port_file.is_file() and port_file.read_text().strip()):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"headless chromium did not start (exit status {process.poll()})")
-        time.sleep(0.1)
-    return int(port_file.read_text().split()[0])
-
-
-@contextmanager
-def browser_page(executable):
-    """A `Page` of a fresh headless Chromium (its own profile, a WIDTHxHEIGHT viewport), stopped on exit."""
-    with tempfile.TemporaryDirectory() as profile:
-        command = [executable, *FLAGS, "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{devtools_port(process, profile)}/json/list") as answer:
-                target = next(each for each in json.load(answer) if each["type"] == "page")
-            with connect(target["webSocketDebuggerUrl"], max_size=None) as socket:
-                page = Page(socket)
-                page.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
-                yield page
-        finally:
-            stop(process)  # and its helper processes, before the profile is removed
-
-
 def wait_until_loaded(page):
     """True once the page has shown no spinner for QUIET_SECONDS; False if it is still loading after LOAD_SECONDS."""
     deadline, quiet_since = time.monotonic() + LOAD_SECONDS, None
@@ -170,16 +99,16 @@ def wait_until_loaded(page):
     return False
 
 
-def screenshot(executable, url, path):
+def screenshot(url, path):
     """Save a screenshot of `url` at `path` once the page has loaded, in a fresh browser (no UI state
     carried over but the Assistant panel closed: `ASSISTANT_SEEN` set on the UI's origin first)."""
-    with browser_page(executable) as page:
+    with browser_page() as page:
         page.call("Page.navigate", url=url.split("/#")[0] + "/health")
         page.evaluate(f"localStorage.setItem('{ASSISTANT_SEEN}', 'true')")
         page.call("Page.navigate", url=url)
         if not wait_until_loaded(page):
             print(f"still loading after {LOAD_SECONDS:.0f} s: {url}", file=sys.stderr)
-        path.write_bytes(base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"]))
+        page.screenshot(path)
 
 
 def ui_command(uri, port):
@@ -188,7 +117,8 @@ def ui_command(uri, port):
 
 def main(argv=None):
     args = parse_args(argv)
-    uri, executable = store_uri(args), chromium()
+    uri = store_uri(args)
+    chromium()  # installed, before the server starts
     experiment = experiment_id(uri, args.experiment)
     args.out.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a terminated run still stops the server
@@ -198,7 +128,7 @@ def main(argv=None):
     with server(ui_command(uri, port), f"{address}/health", "mlflow ui", env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
         for name, url in page_urls(address, experiment, args.configuration or compared(uri, experiment)).items():
             path = (args.out / name).resolve()
-            screenshot(executable, url, path)
+            screenshot(url, path)
             print(f"{path}\n  {url}", flush=True)
     return 0
 

@@ -1,0 +1,85 @@
+"""The report as one page, reports/index.html: the ablation tables and their figures, the best cell
+per budget, the solver comparison, the optimized step schedules, the convergence checks and pictures,
+and each configuration's view in MLflow. Self-contained: the tables come from the report's own
+Markdown and CSV files, every picture is inside the page (a data URI), nothing loads from the network;
+it opens from disk, from MLflow's report run or as a mail attachment alike."""
+
+import base64
+import csv
+import html
+import re
+
+import markdown
+
+from .files import write_text
+
+SECTIONS = [  # (title, the report's files it shows, in order)
+    ("Ablations", ["ablations.md", "ablations.png", "training_noise_levels.png", "reference_samples.png"]),
+    ("The best cell per budget", ["best.csv"]),
+    ("The solvers", ["fid_vs_nfe.png", "ode_error_vs_nfe.png", "fid_vs_ode_error.png"]),
+    ("Optimized step schedules", ["optimized_schedules.md", "step_schedules.png"]),
+    ("Convergence to the ODE solution", ["measured_order.md", "convergence"]),
+]
+STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 1500px; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f0f0f0; }
+img { max-width: 100%; display: block; margin: 1em 0; border: 1px solid #eee; }
+nav a { margin-right: 1em; }
+"""
+
+
+def picture(path):
+    """An <img> of the PNG at `path`, inside the page."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def tables(path):
+    """A Markdown file of the report as HTML under the page's section: its title (h1) left out, its
+    other headings one level down."""
+    text = re.sub(r"<h1>.*?</h1>\n?", "", markdown.markdown(path.read_text(), extensions=["tables"]))
+    return re.sub(r"<(/?)h([2-5])>", lambda tag: f"<{tag[1]}h{int(tag[2]) + 1}>", text)
+
+
+def csv_table(path):
+    """A CSV file of the report as an HTML table, its header first."""
+    with open(path, newline="") as file:
+        header, *lines = list(csv.reader(file))
+    cells = lambda line, tag: "".join(f"<{tag}>{html.escape(value)}</{tag}>" for value in line)
+    return f"<table><tr>{cells(header, 'th')}</tr>" + "".join(f"<tr>{cells(line, 'td')}</tr>" for line in lines) + "</table>"
+
+
+def pictures(folder):
+    """Each PNG of `folder` under its name."""
+    return "\n".join(f"<h3>{html.escape(path.stem)}</h3>\n{picture(path)}" for path in sorted(folder.glob("*.png")))
+
+
+SHOWN = {".md": tables, ".png": picture, ".csv": csv_table, "": pictures}  # a file's suffix -> how the page shows it
+
+
+def section(title, body):
+    """(the section, its link in the page's menu)."""
+    anchor = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{body}\n</section>', f'<a href="#{anchor}">{html.escape(title)}</a>'
+
+
+def report_page(reports, title, links):
+    """The page of the report under `reports` (the files `tasks.results.write_report` writes) titled
+    `title`, with `links` (configuration -> the address of its MLflow view)."""
+    parts = [section(name, "\n".join(SHOWN[(reports / file).suffix](reports / file) for file in files)) for name, files in SECTIONS]
+    views = "".join(f'<li><a href="{html.escape(url)}">{html.escape(name)}</a></li>' for name, url in links.items())
+    said = "Each configuration's FID, KID and ODE error against NFE, a line per series (<code>mlflow ui</code> serving the study's store):"
+    parts.append(section("In MLflow", f"<p>{said}</p><ul>{views}</ul>"))
+    body, menu = "\n".join(part for part, _ in parts), " ".join(link for _, link in parts)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>\n'
+        f"<body>\n<h1>{html.escape(title)}</h1>\n<nav>{menu}</nav>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def write_page(reports, title, links):
+    """reports/index.html (`report_page`); its path comes back."""
+    write_text(report_page(reports, title, links), reports / "index.html")
+    return reports / "index.html"
