@@ -147,6 +147,9 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
     markdown_tables = sum(path.read_text().count("\n|---") for path in workspace.reports.glob("*.md"))
     assert shown["tables"] == markdown_tables + 1 and shown["sections"] == len(SECTIONS) + 1  # best.csv; the MLflow links
     assert shown["links"] == [mlflow_link(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_id, "tiny")]
+    store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (report_run,) = store.search_runs([experiment_id], "tags.report = 'true'")
+    assert "index.html" in {artifact.path for artifact in store.list_artifacts(report_run.info.run_id)}
     shutil.rmtree(workspace.results("tiny"))  # as DVC does before it re-runs a stage
     state = evaluate_one(configuration="tiny", params=str(params), root=str(tmp_path), return_state=True)
     with get_client(sync_client=True) as client:
