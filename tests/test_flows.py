@@ -18,8 +18,7 @@ import yaml
 from mlflow import MlflowClient
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
-from prefect.testing.utilities import prefect_test_harness
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
 from flows.cli import main
 from flows.evaluate import evaluate_one
@@ -83,22 +82,31 @@ def test_overrides_on_the_command_line_are_validated_and_reach_the_flow(tmp_path
     assert len(seen) == 1
 
 
-def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_is_reported(tmp_path, monkeypatch):
+def descendants(client, flow_run_id):
+    """The flow run `flow_run_id` and every flow run nested under it, at any depth."""
+    found, parents = [client.read_flow_run(flow_run_id)], [flow_run_id]
+    while parents:
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=parents)))
+        found, parents = found + children, [run.id for run in children]
+    return found
+
+
+def test_the_study_flow_runs_every_stage_as_tasks_and_a_diverging_configuration_is_reported(tmp_path, monkeypatch, prefect_api):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = tmp_path / "params.yaml"
     unstable = {**TINY["train"]["configurations"]["tiny"], "lr": 1e12, "grad_clip": None, "warmup_steps": 0}
     params.write_text(yaml.safe_dump({**TINY, "train": {"configurations": {**TINY["train"]["configurations"], "unstable": unstable}}}))
-    with prefect_test_harness(server_startup_timeout=120):  # its own API: the test reads every flow run
-        run_study(params=str(params), root=str(tmp_path))
-        with get_client(sync_client=True) as client:
-            flow_runs = client.read_flow_runs()
-            flows = {run.id: client.read_flow(run.flow_id).name for run in flow_runs}
-            assert sorted(flows.values()) == sorted(
-                ["study", "prepare", "features", "configurations", "train one", "train one", "evaluate one", "evaluate one", "report"]
-            )
-            assert all(run.state.is_completed() for run in flow_runs)
-            evaluations = [run.id for run in flow_runs if flows[run.id] == "evaluate one"]
-            tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=evaluations)))
+    # the session's API, whichever test started it: a second API would leave Prefect's event worker on the first
+    state = run_study(params=str(params), root=str(tmp_path), return_state=True)
+    with get_client(sync_client=True) as client:
+        flow_runs = descendants(client, state.state_details.flow_run_id)
+        flows = {run.id: client.read_flow(run.flow_id).name for run in flow_runs}
+        assert sorted(flows.values()) == sorted(
+            ["study", "prepare", "features", "configurations", "train one", "train one", "evaluate one", "evaluate one", "report"]
+        )
+        assert all(run.state.is_completed() for run in flow_runs)
+        evaluations = [run.id for run in flow_runs if flows[run.id] == "evaluate one"]
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=evaluations)))
     counts = {}
     for task_run in tasks:
         counts[task_run.task_key.rsplit("-", 1)[0]] = counts.get(task_run.task_key.rsplit("-", 1)[0], 0) + 1
