@@ -53,7 +53,7 @@ def optimized_rows(mixture, schedule, calibration, evaluation, solution):
             }
             best = min(fixed, key=fixed.get)
             row = {"solver": name, "budget": budget, "best_fixed": best, "fixed_error": fixed[best]}
-            num_steps = max(n for n in range(1, budget + 1) if solver.nfe(n) <= budget)
+            num_steps = solver.steps_within(budget)
             for variant, options in VARIANTS.items():
                 start = time.perf_counter()
                 sigmas = optimized_step_schedule(mixture.denoiser, schedule, num_steps, solver=name, calibration=calibration, **options)

@@ -180,13 +180,12 @@ def fitted_grid(model, cell, evaluate, sample_shape, *, device="cpu"):
     """(sigmas, seconds) of the cell's fitted step schedule: for its solver (with its options), clipping
     and the most steps its budget affords, from `CALIBRATION` (or its option) calibration noises."""
     solver, options = SOLVERS[cell.solver.name], dict(cell.step_schedule.options)
-    num_steps = max(n for n in range(1, cell.budget + 1) if solver.nfe(n) <= cell.budget)
     calibration = calibration_noise(options.pop("calibration", CALIBRATION), sample_shape, evaluate.seed).to(device)
     denoiser, start = Clipped(model.to(device), cell.clipping.name, **cell.clipping.options), time.perf_counter()
     sigmas = FITTED_SCHEDULES[cell.step_schedule.name](
         denoiser,
         copy.deepcopy(model.noise_schedule).cpu(),
-        num_steps,
+        solver.steps_within(cell.budget),
         solver=solver.name,
         solver_options=cell.solver.options,
         calibration=calibration,

@@ -224,6 +224,14 @@ def test_mmd_threshold_rejects_a_wrong_distribution(mmd_threshold):
 
 
 @pytest.mark.parametrize("name", SOLVERS)
+def test_the_steps_within_a_budget_are_the_most_it_affords(name):
+    solver = SOLVERS[name]
+    for budget in range(solver.nfe(1), 64):
+        steps = solver.steps_within(budget)
+        assert solver.nfe(steps) <= budget < solver.nfe(steps + 1), (budget, steps)
+
+
+@pytest.mark.parametrize("name", SOLVERS)
 @pytest.mark.parametrize("num_steps", [1, 2, 3, 7, 10])
 def test_counted_calls_equal_nfe(name, num_steps):
     grid = step_schedule("karras", num_steps, EDM())

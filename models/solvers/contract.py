@@ -108,6 +108,10 @@ class Solver:
         """Exact denoiser calls on a grid of `num_steps` steps that ends at sigma = 0."""
         return self.declared.nfe(num_steps)
 
+    def steps_within(self, budget):
+        """The most steps of a grid that ends at sigma = 0 whose calls fit in `budget` NFE."""
+        return max(n for n in range(1, budget + 1) if self.nfe(n) <= budget)
+
     def __call__(self, denoiser, x, sigmas, *, generator=None, **options):
         return self.count_calls(denoiser, x, sigmas, generator=generator, **options)[0]
 
