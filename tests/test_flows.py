@@ -18,7 +18,14 @@ import yaml
 from mlflow import MlflowClient
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+)
 
 from flows.cli import main
 from flows.evaluate import evaluate_one
@@ -131,11 +138,15 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(TINY))
     workspace = Workspace(tmp_path)
-    run_study(params=str(params), root=str(tmp_path))
+    state = run_study(params=str(params), root=str(tmp_path), return_state=True)
     first = json.loads((workspace.results("tiny") / "cells.json").read_text())
     with get_client(sync_client=True) as prefect:  # what the Prefect UI shows of the results (the flow runs' Artifacts)
+        own = [run.id for run in descendants(prefect, state.state_details.flow_run_id)]  # other tests publish the same keys
         published = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["cells-tiny", "mlflow-tiny", "report-tiny", "report-page-tiny"]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["cells-tiny", "mlflow-tiny", "report-tiny", "report-page-tiny"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=own),
+            )
         )
     by_key = {artifact.key: artifact for artifact in published}
     table = json.loads(by_key["cells-tiny"].data)
