@@ -48,7 +48,7 @@ def report_study(params: str = "params.yaml", root: str = ".", overrides: dict[s
             + (f"; runner-up within 2 standard errors: {row['runner_up']}" if row["within_spread"] else "")
         )
     experiment = existing_experiment(workspace.root, study.mlflow.experiment)
-    links = {name: mlflow_link(tracking_uri(workspace.root), experiment, name) for name in configurations if experiment is not None}
+    links = {name: mlflow_link(tracking_uri(workspace.root), experiment, name) for name in configurations} if experiment else {}
     index = page(workspace.reports, f"Design-space study: {study.mlflow.experiment}", links)
     record(study, workspace.root, workspace.artifacts, workspace.reports, inputs=(rows, failures, floor))
     tables, page_link = (artifact_key(kind, study.mlflow.experiment) for kind in ("report", "report-page"))

@@ -110,8 +110,8 @@ def search(denoiser, solver, x, noise_schedule, num_steps, candidates, evaluatio
     log_max, log_min = math.log(noise_schedule.sigma_max), math.log(noise_schedule.sigma_min)
     log_range, bins = log_max - log_min, min(num_steps - 1, SEARCH_BINS)
 
-    def error(parameters, grid=grid):
-        sigmas = grid(parameters, noise_schedule.sigma_max, log_range, num_steps)
+    def error(parameters, to_grid):
+        sigmas = to_grid(parameters, noise_schedule.sigma_max, log_range, num_steps)
         return distance(solver(denoiser, x, sigmas), target) if (sigmas[:-1].diff() < 0).all() else math.inf
 
     def start(rho, low):
@@ -121,15 +121,13 @@ def search(denoiser, solver, x, noise_schedule, num_steps, candidates, evaluatio
     starts = [start(rho, log_min + f * log_range) for rho in (1.0, 3.0, 7.0) for f in (0.0, 0.1, 0.2, 0.3, 0.4)]
     if bins <= MODEL_BINS:  # num_steps - 1 free sigmas: their log drops, the last of start's parameters dropped
         starts = [point[:-1] for point in starts]
-        errors = [error(point, increments) for point in starts]
-        first = starts[int(np.argmin(errors))]
-        options = dict(maxfev=evaluations - len(starts), initial_tr_radius=0.5, final_tr_radius=1e-3)
-        found = minimize(error, first, args=(increments,), method="COBYQA", options=options)
-        return increments(found.x if found.fun <= min(errors) else first, noise_schedule.sigma_max, log_range, num_steps)
-    errors = [error(point) for point in starts]
+        to_grid, method, options = increments, "COBYQA", dict(initial_tr_radius=0.5, final_tr_radius=1e-3)
+    else:
+        to_grid, method, options = grid, "Powell", dict(xtol=1e-3, ftol=1e-4)
+    errors = [error(point, to_grid) for point in starts]
     first = starts[int(np.argmin(errors))]
-    found = minimize(error, first, method="Powell", options=dict(maxfev=evaluations - len(starts), xtol=1e-3, ftol=1e-4))
-    return grid(found.x if found.fun <= min(errors) else first, noise_schedule.sigma_max, log_range, num_steps)
+    found = minimize(error, first, args=(to_grid,), method=method, options=dict(maxfev=evaluations - len(starts), **options))
+    return to_grid(found.x if found.fun <= min(errors) else first, noise_schedule.sigma_max, log_range, num_steps)
 
 
 METHODS = {"search": search, "gits": gits}
