@@ -28,8 +28,20 @@ from .markdown import ablation_markdown, orders_markdown, schedules_markdown
 from .overview import ablations_figure, noise_levels_figure, reference_samples_figure
 from .rows import CSV, fields
 
-BEST_COLUMNS = ["configuration", "budget", "solver", "step_schedule", "nfe", "fid", "fid_se", "kid", "kid_se"]
-BEST_COLUMNS += ["runner_up", "within_spread", "failed"]
+BEST_COLUMNS = [
+    "configuration",
+    "budget",
+    "solver",
+    "step_schedule",
+    "nfe",
+    "fid",
+    "fid_se",
+    "kid",
+    "kid_se",
+    "runner_up",
+    "within_spread",
+    "failed",
+]
 ORDER_COLUMNS = ["configuration", "series", "order", "measured_order", "over_nfe", "slopes", "ode_error_at_most_nfe"]
 FIGURES = {  # file -> the figure of rows, the data floor, failures and a layout
     "fid_vs_nfe.png": fid_vs_nfe_figure,

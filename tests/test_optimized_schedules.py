@@ -62,7 +62,7 @@ def test_the_dynamic_programming_takes_a_detour_when_it_is_cheaper():
 def test_an_optimized_grid_is_valid_spends_the_budget_and_beats_every_fixed_schedule(solver, budget, evaluation):
     """From the model's sigma_max, strictly decreasing, to 0, with exactly `budget` denoiser calls;
     on evaluation noise it never saw, closer to the exact ODE solution than the best fixed schedule."""
-    num_steps = max(n for n in range(1, budget + 1) if SOLVERS[solver].nfe(n) <= budget)
+    num_steps = SOLVERS[solver].steps_within(budget)
     sigmas = optimized_step_schedule(MIXTURE.denoiser, SCHEDULE, num_steps, solver=solver, calibration=noise(64, 1))
     assert sigmas.dtype == torch.float64 and sigmas[0] == SCHEDULE.sigma_max and sigmas[-1] == 0
     assert (sigmas.diff() < 0).all() and sigmas[-2] >= SCHEDULE.sigma_min
