@@ -5,7 +5,7 @@ features with scipy.linalg.sqrtm as pytorch-fid does it: ||mu_r - mu_f||^2 + Tr(
 digits rows also extracting the features). Prints a markdown table and writes JSON.
 
 Feature sets:
-- the study's: the digits classifier (tasks/features.py `fit` on tasks/data.py's digits, 64
+- the study's: the digits classifier (tasks/compute/feature_space.py `fit` on tasks/compute/data.py's digits, 64
   features) of the training images (real) against the held-out test images (the data floor) and
   against the test images with Gaussian noise of std 0.25 added;
 - Inception-sized: random Gaussian features of 2,048 dimensions, 10,000 per set, of two different
@@ -22,10 +22,10 @@ import scipy.linalg
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from flows.params_file import load_params
 from models.fid import features, fid
-from tasks.data import prepare
-from tasks.features import extractor_for, fit
+from schema.params_file import load_params
+from tasks.compute.data import prepare
+from tasks.compute.feature_space import extractor_for, fit
 
 from .helpers.measure import describe, interleaved, machine, markdown, paired, parse, parser, spread, write_json
 

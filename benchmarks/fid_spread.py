@@ -3,10 +3,10 @@ trained configuration of a study workspace: the FID of evaluate.num_samples samp
 --seeds evaluation seeds (evaluate.seed + 0, 1, ...: the initial noise, a stochastic solver's own
 noise and the bootstrap resamples each from its stream of that seed, as the evaluate stage draws
 them), the standard deviation of those FIDs, and the bootstrap standard error that the evaluate stage
-reports (evaluate.bootstrap resamples of one seed's generated features, tasks/cells.py) for each
+reports (evaluate.bootstrap resamples of one seed's generated features, tasks/compute/cells.py) for each
 seed; and for each cell after the first, its FID's difference from the first cell's: its standard
 deviation over seeds next to the paired bootstrap spread the report compares winners with
-(`tasks.analysis.within_spread`: the same resamples of both cells).
+(`tasks.report.analysis.within_spread`: the same resamples of both cells).
 Prints two markdown tables and writes JSON.
 
     python -m benchmarks.fid_spread --root DIR --configuration edm --cells heun/karras/255 unipc/karras/8
@@ -17,7 +17,7 @@ import statistics
 
 from models.choices import SolverChoice, StepScheduleChoice
 from models.fid import bootstrap_fids, fid_from_moments, moments
-from tasks.cells import Cell, fitted_grid, sample_shard, shared_inputs
+from tasks.compute.cells import Cell, fitted_grid, sample_shard, shared_inputs
 
 from .helpers.measure import describe, machine, markdown, parse, parser, write_json
 from .helpers.trained import trained

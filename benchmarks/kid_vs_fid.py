@@ -16,7 +16,7 @@ import statistics
 
 from models.fid import fid_from_moments, moments
 from models.kid import kids
-from tasks.cells import cells, fitted_grid, sample_shard, shared_inputs
+from tasks.compute.cells import cells, fitted_grid, sample_shard, shared_inputs
 
 from .helpers.measure import describe, machine, markdown, parse, parser, write_json
 from .helpers.trained import trained

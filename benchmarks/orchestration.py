@@ -1,7 +1,7 @@
 """What orchestration costs and what Dask workers gain, on the study itself.
 
     python -m benchmarks.orchestration overhead [--params params.yaml] [--keep DIR] [--out benchmarks/results/orchestration_overhead.json]
-        `python -m flows.repro` (dvc repro, one Prefect server) on a fresh git copy of the project and
+        `python -m flows.runtime.repro` (dvc repro, one Prefect server) on a fresh git copy of the project and
         a fresh Prefect database made as bin/setup makes it, the server's start and stop included:
         per flow run (a stage, or one configuration's subflow in it), its time and the time inside its
         Prefect tasks (the union of their intervals, from the Prefect API; in a flow that runs subflows,
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from prefect.client.orchestration import get_client
 
-from flows.servers import prefect_server
+from flows.runtime.servers import prefect_server
 
 from .helpers.measure import add_common, parse, write_json
 
@@ -102,7 +102,7 @@ def stage_times(api):
 
 
 def overhead(params, keep=None):
-    """`python -m flows.repro` as a user runs it (its own Prefect server's start and stop included), on
+    """`python -m flows.runtime.repro` as a user runs it (its own Prefect server's start and stop included), on
     a fresh Prefect database, which a second server then reads back; in the new folder `keep` (kept,
     with the study's results) or in a temporary one."""
     with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory() as folder:
@@ -119,7 +119,7 @@ def overhead(params, keep=None):
         ):
             subprocess.run(command, cwd=repo, env=env, check=True)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "flows.repro"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "flows.runtime.repro"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
         os.environ["PREFECT_HOME"] = str(home)
         with prefect_server() as api:
@@ -171,7 +171,7 @@ def main():
     arguments = argparse.ArgumentParser(prog="python -m benchmarks.orchestration", description=__doc__.splitlines()[0])
     what = arguments.add_subparsers(dest="what", required=True)
     for name, params, repeats, purpose in (
-        ("overhead", "params.yaml", None, "orchestration's share of `python -m flows.repro`"),
+        ("overhead", "params.yaml", None, "orchestration's share of `python -m flows.runtime.repro`"),
         ("runners", "profiles/smoke.yaml", 3, "`python -m flows.study` with each task runner"),
     ):
         command = add_common(what.add_parser(name, help=purpose, description=purpose), f"orchestration_{name}", repeats)

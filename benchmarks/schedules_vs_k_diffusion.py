@@ -18,7 +18,7 @@ from models.choices import SolverChoice, StepScheduleChoice
 from models.fid import bootstrap_fids, features, fid_from_moments, moments
 from models.solvers import SOLVERS
 from models.step_schedules import grid_for_budget
-from tasks.cells import Cell, fitted_grid, sample_cell, shared_inputs
+from tasks.compute.cells import Cell, fitted_grid, sample_cell, shared_inputs
 
 from .helpers import peers as peer
 from .helpers.measure import describe, machine, markdown, parse, parser, write_json

@@ -28,12 +28,12 @@ from typing import NamedTuple
 
 import torch
 
-from flows.params_file import load_params
 from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.solvers import SOLVERS
 from models.step_schedules import grid_for_budget, step_schedule
-from tasks.train import build_model
+from schema.params_file import load_params
+from tasks.compute.train import build_model
 
 from .helpers import peers as peer
 from .helpers.measure import describe, interleaved, machine, markdown, paired, parse, parser, write_json

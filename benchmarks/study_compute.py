@@ -11,12 +11,12 @@ import time
 
 import torch
 
-from flows.params_file import load_params
-from tasks.cells import cells, fitted_grid, measured_against, ode_solution, sample_shard, score, shared_inputs
-from tasks.data import prepare
+from schema.params_file import load_params
+from tasks.compute.cells import cells, fitted_grid, measured_against, ode_solution, sample_shard, score, shared_inputs
+from tasks.compute.data import prepare
+from tasks.compute.feature_space import fit, load_statistics
+from tasks.compute.train import train
 from tasks.device import device
-from tasks.features import fit, load_statistics
-from tasks.train import train
 
 from .helpers.measure import markdown, parse, parser, write_json
 

@@ -1,9 +1,9 @@
-"""Training throughput: images per second of the pipeline's training, `tasks.train.train` (warm-up,
+"""Training throughput: images per second of the pipeline's training, `tasks.compute.train.train` (warm-up,
 the finite-loss check, gradient clipping, EMA, a checkpoint every `checkpoint_every` steps as in
 params.yaml), against a bare PyTorch loop with the same network, batch, optimizer and loss (the
 objective's mean, backward, Adam step and nothing else); the pipeline's training also with its loss
 logged to a real MLflow SQLite store in a temporary folder every 100 steps through
-`tasks.tracking.log_curve`, as flows/train.py does. Prints markdown tables and writes JSON.
+`tasks.record.tracking.log_curve`, as flows/train.py does. Prints markdown tables and writes JSON.
 
 Two measurements:
 - whole runs of each (building the model and optimizer included), interleaved;
@@ -24,12 +24,12 @@ import time
 import torch
 from mlflow import MlflowClient
 
-from flows.params_file import load_params
 from models.training import EMA, train_step, warmup
-from tasks.checkpoints import save_checkpoint
-from tasks.data import prepare
-from tasks.tracking import experiment, log_curve
-from tasks.train import build_model, objective_of, train, training_state
+from schema.params_file import load_params
+from tasks.compute.checkpoints import save_checkpoint
+from tasks.compute.data import prepare
+from tasks.compute.train import build_model, objective_of, train, training_state
+from tasks.record.tracking import experiment, log_curve
 
 from .helpers.measure import describe, interleaved, machine, markdown, paired, parse, parser, spread, write_json
 
@@ -136,16 +136,16 @@ def main():
         whole = interleaved(
             {
                 "bare PyTorch loop": lambda: bare_loop(config, images),
-                "tasks.train.train": lambda: pipeline(config, images, folder),
-                "tasks.train.train + MLflow": lambda: pipeline(config, images, folder, tracking),
+                "tasks.compute.train.train": lambda: pipeline(config, images, folder),
+                "tasks.compute.train.train + MLflow": lambda: pipeline(config, images, folder, tracking),
             },
             args.repeats,
         )
         steps, costs = lockstep(config, images, folder, tracking, max(args.repeats, 10))
     bare = whole["bare PyTorch loop"]
     bare_step, step_ratio = statistics.median(steps["bare"]), paired(steps["ours"], steps["bare"])
-    per_step = {"tasks.train.train": bare_step * step_ratio["median"] + costs["checkpoint"] / config.checkpoint_every}
-    per_step["tasks.train.train + MLflow"] = per_step["tasks.train.train"] + costs["mlflow"] / LOG_EVERY
+    per_step = {"tasks.compute.train.train": bare_step * step_ratio["median"] + costs["checkpoint"] / config.checkpoint_every}
+    per_step["tasks.compute.train.train + MLflow"] = per_step["tasks.compute.train.train"] + costs["mlflow"] / LOG_EVERY
     rows = [
         {
             "run": run,

@@ -1,11 +1,11 @@
 """Stage `evaluate`: sample every trained configuration (or those named) with every cell of its grid
 (clipping x solver x step schedule x NFE budget) from the same initial noise, score each cell with FID
 (and its bootstrap standard error) and, for a deterministic solver, its distance to the converged ODE
-solution (`tasks.cells`), and record the cells under results/<configuration>/ and as nested MLflow
+solution (`tasks.compute.cells`), and record the cells under results/<configuration>/ and as nested MLflow
 runs, with a run per (solver, step schedule) series whose metrics are logged at step = NFE for MLflow's
 charts, made current once the evaluation has finished. The configurations run as concurrent tasks on
 params' task runner; a cell's samples are split into orchestration.fid_shards tasks whose features are
-merged into one FID. A cell already logged as the same computation (`tasks.cells.cell_identity`) is
+merged into one FID. A cell already logged as the same computation (`tasks.compute.cells.cell_identity`) is
 read back from MLflow instead of sampled again; any other is computed, and an older run of it is left
 as it was."""
 
@@ -16,9 +16,10 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from tasks.analysis import convergence_checks
-from tasks.artifacts import artifact_key, cells_table, mlflow_link
-from tasks.cells import (
+from flows.runtime.cli import main
+from flows.runtime.orchestration import each_configuration, go_on
+from schema.params_file import load_params
+from tasks.compute.cells import (
     cell_identity,
     cells,
     fitted_grid,
@@ -30,22 +31,20 @@ from tasks.cells import (
     shard_ranges,
     shared_inputs,
 )
-from tasks.data import training_images
+from tasks.compute.data import training_images
+from tasks.compute.feature_space import feature_space_digest, load_statistics
+from tasks.compute.noise_levels import training_noise_levels
+from tasks.compute.provenance import tensors_digest, training_identity
+from tasks.compute.train import load_trained
 from tasks.device import device
-from tasks.evaluate import logged_row, logged_schedule, record_cell, record_schedule
-from tasks.features import feature_space_digest, load_statistics
 from tasks.files import file_name
-from tasks.mlflow_views import save_series_view
-from tasks.noise_levels import training_noise_levels
-from tasks.provenance import tensors_digest, training_identity
-from tasks.results import write_results
-from tasks.tracking import CellRun, axis_tags, cell_key, close_series, configuration_run, finish_run, open_series
-from tasks.train import load_trained
+from tasks.record.cell_runs import logged_row, logged_schedule, record_cell, record_schedule
+from tasks.record.mlflow_views import save_series_view
+from tasks.record.prefect_artifacts import artifact_key, cells_table, mlflow_link
+from tasks.record.tracking import CellRun, axis_tags, cell_key, close_series, configuration_run, finish_run, open_series
+from tasks.report.analysis import convergence_checks
+from tasks.report.results import write_results
 from tasks.workspace import Workspace
-
-from .cli import main
-from .orchestration import each_configuration, go_on
-from .params_file import load_params
 
 load_model = task(load_trained, name="load trained model", cache_policy=NO_CACHE)
 load_real_statistics = task(load_statistics, name="load real statistics", cache_policy=NO_CACHE)
@@ -57,7 +56,7 @@ noise_levels = task(training_noise_levels, name="draw the training noise levels"
 
 @task(name="sample and score a shard", cache_policy=NO_CACHE)
 def score_shard(model, cell, noise, extractor, evaluate, first, fitted):
-    """`tasks.cells.sample_shard` on the device of the worker that runs it."""
+    """`tasks.compute.cells.sample_shard` on the device of the worker that runs it."""
     where = device()
     return sample_shard(model, cell, noise, extractor.to(where), evaluate, first, fitted, device=where)
 
@@ -65,8 +64,8 @@ def score_shard(model, cell, noise, extractor, evaluate, first, fitted):
 @task(name="fit a step schedule", cache_policy=NO_CACHE)
 def fit(model, cell, evaluate, sample_shape, run):
     """(sigmas, seconds) of a cell's fitted step schedule: read back from its `run` (keyed by
-    `tasks.cells.schedule_identity`) if logged there, else fitted on the device of the worker that runs
-    it (`tasks.cells.fitted_grid`) and logged."""
+    `tasks.compute.cells.schedule_identity`) if logged there, else fitted on the device of the worker that runs
+    it (`tasks.compute.cells.fitted_grid`) and logged."""
     logged = logged_schedule(run)
     if logged is None:
         logged = fitted_grid(model, cell, evaluate, sample_shape, device=device())
@@ -87,7 +86,7 @@ def schedule_run(study, config, training, cell, model, where, tags):
 
 @task(name="solve the ODE to convergence", cache_policy=NO_CACHE)
 def solve(model, reference, noise, evaluate, doublings):
-    """`tasks.cells.ode_solution` on the device of the worker that runs it."""
+    """`tasks.compute.cells.ode_solution` on the device of the worker that runs it."""
     return ode_solution(model, reference, noise, evaluate, doublings, device=device()).cpu()
 
 
@@ -112,7 +111,7 @@ def check_convergence(log, name, rows):
 
 def evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file, schedule=None):
     """(row, kept samples, ODE solution or None, reused?) of one cell: read back if its `run`
-    (`tasks.tracking.CellRun`) is logged, else sampled and scored in shards (on its fitted step
+    (`tasks.record.tracking.CellRun`) is logged, else sampled and scored in shards (on its fitted step
     schedule, whose run is `schedule`) and logged; a reference also solves its ODE at twice and four
     times its steps; its samples drawn as `grid_file`."""
     logged = reuse(run, cell, grid_file)

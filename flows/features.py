@@ -7,12 +7,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.runtime.cli import main
+from schema.params_file import load_params
+from tasks.compute.feature_space import fit_saved
 from tasks.device import device
-from tasks.features import fit_saved
 from tasks.workspace import Workspace
-
-from .cli import main
-from .params_file import load_params
 
 fit_features = task(fit_saved, name="fit FID features", cache_policy=NO_CACHE)
 

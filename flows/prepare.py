@@ -6,12 +6,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.data import prepare_saved
-from tasks.tracking import open_experiment
+from flows.runtime.cli import main
+from schema.params_file import load_params
+from tasks.compute.data import prepare_saved
+from tasks.record.tracking import open_experiment
 from tasks.workspace import Workspace
-
-from .cli import main
-from .params_file import load_params
 
 load_split_save = task(prepare_saved, name="load, split and save data", cache_policy=NO_CACHE)
 create_experiment = task(open_experiment, name="create MLflow experiment", cache_policy=NO_CACHE)

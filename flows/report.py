@@ -10,16 +10,15 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.artifacts import artifact_key, mlflow_link, report_markdown
-from tasks.data import training_images
-from tasks.page import write_page
-from tasks.provenance import training_identity
-from tasks.results import read_results, write_report
-from tasks.tracking import existing_experiment, log_report, tracking_uri
+from flows.runtime.cli import main
+from schema.params_file import load_params
+from tasks.compute.data import training_images
+from tasks.compute.provenance import training_identity
+from tasks.record.prefect_artifacts import artifact_key, mlflow_link, report_markdown
+from tasks.record.tracking import existing_experiment, log_report, tracking_uri
+from tasks.report.page import write_page
+from tasks.report.results import read_results, write_report
 from tasks.workspace import Workspace
-
-from .cli import main
-from .params_file import load_params
 
 collect = task(read_results, name="collect results", cache_policy=NO_CACHE)
 write = task(write_report, name="write report", cache_policy=NO_CACHE)

@@ -7,11 +7,12 @@ from typing import Any
 
 from prefect import flow
 
-from .cli import main
+from flows.runtime.cli import main
+from flows.runtime.orchestration import each_configuration, task_runner
+from schema.params_file import load_params
+
 from .evaluate import evaluate_one
 from .features import fit_feature_space
-from .orchestration import each_configuration, task_runner
-from .params_file import load_params
 from .prepare import prepare_data
 from .report import report_study
 from .train import train_one

@@ -1,7 +1,7 @@
 """Stage `train`: train every configuration (or those named), resumably, with checkpoints under
 checkpoints/<configuration>/ and its loss curve in the configuration's MLflow run. The
 configurations run as concurrent tasks on params' task runner; one already trained to its steps
-with the same identity (`tasks.provenance.training_identity`) costs a check, so that a change to
+with the same identity (`tasks.compute.provenance.training_identity`) costs a check, so that a change to
 one configuration trains that one only."""
 
 from typing import Any
@@ -10,16 +10,15 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
-from tasks.data import training_images
+from flows.runtime.cli import main
+from flows.runtime.orchestration import each_configuration, go_on
+from schema.params_file import load_params
+from tasks.compute.data import training_images
+from tasks.compute.provenance import training_identity
+from tasks.compute.train import train
 from tasks.device import device
-from tasks.provenance import training_identity
-from tasks.tracking import configuration_run, fail_run, finish_run, log_curve
-from tasks.train import train
+from tasks.record.tracking import configuration_run, fail_run, finish_run, log_curve
 from tasks.workspace import Workspace
-
-from .cli import main
-from .orchestration import each_configuration, go_on
-from .params_file import load_params
 
 LOG_EVERY = 100  # steps of loss sent to MLflow at once
 

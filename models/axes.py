@@ -3,7 +3,7 @@
 options as params.yaml gives it: `models.choices`).
 
 The params schema is built from these declarations, and every stage imports the schema; so that a
-stage depends only on the code it computes with (tasks/provenance.py), nothing here imports an
+stage depends only on the code it computes with (tasks/compute/provenance.py), nothing here imports an
 implementation. An option left out takes the implementation's own default (its keyword argument, the
 paper's value); tests hold each table's names and options to its implementation's.
 """

@@ -41,7 +41,7 @@ def teacher(denoiser, x, noise_schedule, candidates):
 
 
 def distance(x, target):
-    """Root-mean-square distance per sample and pixel (`tasks.cells.ode_error`'s)."""
+    """Root-mean-square distance per sample and pixel (`tasks.compute.cells.ode_error`'s)."""
     return (x.double() - target.double()).pow(2).mean().sqrt().item()
 
 

@@ -9,8 +9,8 @@ from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.configurations import Configuration
 from models.noise_schedules import NOISE_SCHEDULES, LearnedVP
+from schema.configurations import Configuration
 
 TINY_NETWORK = {"name": "unet", "options": {"channels": 8, "channel_mult": [1, 2], "attention": False}}  # about 10k parameters
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 import yaml
 
-from flows.configurations import AXES
-from flows.params import Study
-from flows.params_file import load_params
 from models import axes
-from tasks.provenance import training_identity
-from tasks.tracking import configuration_key
+from schema.configurations import AXES
+from schema.params_file import load_params
+from schema.study import Study
+from tasks.compute.provenance import training_identity
+from tasks.record.tracking import configuration_key
 
 from .test_params import create_files_it_reads
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 import yaml
 
-from flows.params_file import ParamsError, load_params
 from models import axes, options
 from models.conditioning import CONDITIONINGS
 from models.networks import NETWORKS
@@ -19,6 +18,7 @@ from models.optimized_schedules import FITTED_SCHEDULES
 from models.parameterizations import PARAMETERIZATIONS
 from models.solvers import SOLVERS, register
 from models.step_schedules import STEP_SCHEDULES
+from schema.params_file import ParamsError, load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from flows.params import Evaluate
 from models.axes import SOLVER_ENTRIES as DECLARED
 from models.clipping import Clipped, clip, dynamic_threshold
 from models.noise_schedules import EDM
-from tasks.cells import cells
-from tasks.sample import grid, sample
+from schema.study import Evaluate
+from tasks.compute.cells import cells
+from tasks.compute.sample import grid, sample
 
 
 def test_clip_clamps_to_the_data_range():

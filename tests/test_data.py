@@ -1,4 +1,4 @@
-"""Datasets (`tasks.data`): the digits' shape and range, a deterministic stratified split, atomic
+"""Datasets (`tasks.compute.data`): the digits' shape and range, a deterministic stratified split, atomic
 save/load and downloads, the MNIST and CIFAR-10 readers on small files written in their published
 formats (CIFAR-10 also from its archive), the errors for missing files, and reproducible mixture
 data. Nothing here uses the network: downloads are tested on file:// URLs."""
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from flows.params import Data
 from models.gaussian_mixture import GaussianMixture
-from tasks.data import (
+from schema.study import Data
+from tasks.compute.data import (
     CIFAR10_FOLDER,
     CIFAR10_TEST_FILE,
     CIFAR10_TRAIN_FILES,

@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from flows.params import Evaluate
-from models.features import Classifier, train_classifier
+from models.classifier import Classifier, train_classifier
 from models.fid import FeatureExtractor, fid_from_statistics, real_statistics, resampling_weights
-from tasks.cells import Cell, cells, measured_against, ode_error, ode_solution, sample_shard, score, shard_ranges, shared_inputs
-from tasks.data import load_digits_images, split
-from tasks.sample import STREAMS, stream_seed
-from tasks.train import train
+from schema.study import Evaluate
+from tasks.compute.cells import Cell, cells, measured_against, ode_error, ode_solution, sample_shard, score, shard_ranges, shared_inputs
+from tasks.compute.data import load_digits_images, split
+from tasks.compute.sample import STREAMS, stream_seed
+from tasks.compute.train import train
 from tests.conftest import tiny_configuration
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from flows.configurations import Configuration
-from tasks.checkpoints import load_latest
-from tasks.train import load_trained, train
+from schema.configurations import Configuration
+from tasks.compute.checkpoints import load_latest
+from tasks.compute.train import load_trained, train
 from tests.conftest import tiny_configuration
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -35,10 +35,10 @@ CHILD = r"""
 import io, json, os, sys, time
 import torch
 torch.set_num_threads(1)
-import tasks.checkpoints as checkpoints
+import tasks.compute.checkpoints as checkpoints
 import tasks.files as files
-from flows.configurations import Configuration
-from tasks.train import train
+from schema.configurations import Configuration
+from tasks.compute.train import train
 
 fields, images, folder, pause_after, pause_writing = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 save_atomic = checkpoints.save_atomic

@@ -4,11 +4,11 @@ loaded back to give the same FID and KID as from scratch; the same seed gives th
 import pytest
 import torch
 
-from flows.params import Features
 from models.fid import features, fid_from_statistics
 from models.kid import kid
-from tasks.data import load_digits_images, split
-from tasks.features import extractor_for, fit, load_statistics
+from schema.study import Features
+from tasks.compute.data import load_digits_images, split
+from tasks.compute.feature_space import extractor_for, fit, load_statistics
 
 FEATURES = Features(num_features=16, steps=80, seed=3)
 

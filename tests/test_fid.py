@@ -1,4 +1,4 @@
-"""FID on the digits (`models.features`, `models.fid`): the classifier learns the digits; FID is
+"""FID on the digits (`models.classifier`, `models.fid`): the classifier learns the digits; FID is
 zero on identical sets, small between two samples of the data and large for corrupted images,
 grows with the amount of noise, is unchanged when the real statistics are reused, and equals the
 textbook formula computed with scipy from the same features."""
@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from models.features import Classifier, accuracy, random_shift, train_classifier
+from models.classifier import Classifier, accuracy, random_shift, train_classifier
 from models.fid import FeatureExtractor, fid, fid_from_statistics, inception_extractor, real_statistics
-from tasks.data import load_digits_images, split
+from tasks.compute.data import load_digits_images, split
 
 
 @pytest.fixture(scope="module")

@@ -27,18 +27,18 @@ from prefect.client.schemas.filters import (
     FlowRunFilterParentFlowRunId,
 )
 
-from flows.cli import main
 from flows.evaluate import evaluate_one
-from flows.params_file import load_params
 from flows.report import report_study
+from flows.runtime.cli import main
 from flows.study import run_study
-from tasks.artifacts import mlflow_link
-from tasks.cells import cells, fitted_grid
-from tasks.data import save_dataset
-from tasks.page import SECTIONS
-from tasks.results import StaleResults
-from tasks.tracking import open_experiment
-from tasks.train import load_trained
+from schema.params_file import load_params
+from tasks.compute.cells import cells, fitted_grid
+from tasks.compute.data import save_dataset
+from tasks.compute.train import load_trained
+from tasks.record.prefect_artifacts import mlflow_link
+from tasks.record.tracking import open_experiment
+from tasks.report.page import SECTIONS
+from tasks.report.results import StaleResults
 from tasks.workspace import Workspace
 from tests.conftest import TINY
 from tools.browser import browser_page

@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from mlflow import MlflowClient
 
-from flows.repro import where_to_look
-from tasks.mlflow_views import VIEW_TAG, experiment_url, save_series_view, series_view_url
-from tasks.tracking import experiment, make_current, open_experiment, run_for, series_run, tracking_uri
+from flows.runtime.repro import where_to_look
+from tasks.record.mlflow_views import VIEW_TAG, experiment_url, save_series_view, series_view_url
+from tasks.record.tracking import experiment, make_current, open_experiment, run_for, series_run, tracking_uri
 
 
 def test_a_series_view_charts_the_current_series_of_its_configuration_on_log_axes(tmp_path):

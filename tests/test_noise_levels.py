@@ -1,4 +1,4 @@
-"""What noise levels training sees (`tasks.noise_levels`): the histogram of log sigma that a
+"""What noise levels training sees (`tasks.compute.noise_levels`): the histogram of log sigma that a
 configuration's noise sampling draws from its model's schedule, as the report's figure draws it."""
 
 import math
@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from tasks.noise_levels import training_noise_levels
-from tasks.train import build_model
+from tasks.compute.noise_levels import training_noise_levels
+from tasks.compute.train import build_model
 from tests.conftest import tiny_configuration
 
 

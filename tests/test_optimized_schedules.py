@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from benchmarks.helpers.peers import k_diffusion_sampling
-from flows.params import Evaluate
 from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.optimized_schedules import cheapest_path, optimized_step_schedule
 from models.solvers import SOLVERS
 from models.step_schedules import grid_for_budget, step_schedule
-from tasks.analysis import schedule_comparison
-from tasks.cells import cells
-from tasks.markdown import schedules_markdown
-from tasks.sample import calibration_noise, initial_noise
+from schema.study import Evaluate
+from tasks.compute.cells import cells
+from tasks.compute.sample import calibration_noise, initial_noise
+from tasks.report.analysis import schedule_comparison
+from tasks.report.markdown import schedules_markdown
 
 MIXTURE, SCHEDULE = GaussianMixture.ring(), EDM()
 

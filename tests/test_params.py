@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.params_file import ParamsError, load_params
+from schema.params_file import ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ["params.yaml", "profiles/smoke.yaml", "profiles/cifar10.yaml"]
@@ -142,7 +142,9 @@ def test_malformed_params_fail_fast_naming_the_problem(case, tmp_path):
 def test_command_line_exits_non_zero_and_touches_nothing(tmp_path):
     (tmp_path / "params.yaml").write_text(MALFORMED["schedule typo"][0])
     before = sorted(p.name for p in tmp_path.iterdir())
-    result = subprocess.run([sys.executable, "-m", "flows.check", str(tmp_path / "params.yaml")], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.runtime.check", str(tmp_path / "params.yaml")], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "train.configurations.edm.noise_schedule" in result.stderr and "did you mean 'edm'" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -1,5 +1,5 @@
-"""A corpus of malformed params files through both command lines: `python -m flows.check FILE` and
-a stage's entry point (`flows.cli.main`). Each exits 2 within 2 s, names the key path and the
+"""A corpus of malformed params files through both command lines: `python -m flows.runtime.check FILE` and
+a stage's entry point (`flows.runtime.cli.main`). Each exits 2 within 2 s, names the key path and the
 bad value, never calls the stage's flow, and leaves an existing workspace byte for byte as it was."""
 
 import subprocess
@@ -10,9 +10,9 @@ from pathlib import Path
 import prefect
 import pytest
 
-from flows import cli
-from flows.check import check
-from flows.params_file import load_params
+from flows.runtime import cli
+from flows.runtime.check import check
+from schema.params_file import load_params
 
 PROJECT = Path(__file__).resolve().parents[1]
 

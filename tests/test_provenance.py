@@ -9,26 +9,27 @@ import pytest
 import torch
 import yaml
 
-from flows.params import Study
 from models import axes
 from models.solvers import SOLVERS
 from models.solvers.contract import Solver
 from models.solvers.runge_kutta import euler
-from tasks.cells import cell_identity, cells
-from tasks.provenance import (
+from schema.study import Study
+from tasks.compute.cells import cell_identity, cells
+from tasks.compute.provenance import (
     CHECK_ONLY,
     PACKAGES,
     PROJECT,
     cell_code,
     cell_files,
     digest,
-    imported_by,
     imported_modules,
     source_files,
     tensors_digest,
 )
+from tools.dvc_deps import rewritten
 
-DVC = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
+DVC_TEXT = (PROJECT / "dvc.yaml").read_text()
+DVC = yaml.safe_load(DVC_TEXT)
 
 
 def stage_definitions(dvc):
@@ -58,10 +59,16 @@ def dependency_problems(dvc):
 
 
 def test_every_stage_depends_on_exactly_the_files_it_imports():
-    assert dependency_problems(DVC) == []
+    assert dependency_problems(DVC) == [], "python -m tools.dvc_deps writes them"
 
 
-@pytest.mark.parametrize("stage, dep", [("train", "models/networks.py"), ("evaluate", "models/solvers"), ("report", "tasks/figures.py")])
+def test_the_deps_tool_writes_what_the_test_asks():
+    broken = DVC_TEXT.replace("      - models/networks.py\n", "", 1).replace("      - tasks/report\n", "      - tasks/report/page.py\n")
+    assert dependency_problems(yaml.safe_load(broken)) != []
+    assert rewritten(broken) == DVC_TEXT
+
+
+@pytest.mark.parametrize("stage, dep", [("train", "models/networks.py"), ("evaluate", "models/solvers"), ("report", "tasks/report")])
 def test_a_dep_taken_out_of_dvc_yaml_is_named(stage, dep):
     broken = copy.deepcopy(DVC)
     stage_definitions(broken)[stage]["deps"].remove(dep)
@@ -88,9 +95,9 @@ def test_training_imports_no_sampling_code():
 def test_imports_are_followed_everywhere_but_the_params_checks_model_imports():
     assert "models/axes.py" in source_files("models.solvers.contract")  # `from .. import axes`
     assert {"models/solvers/__init__.py", "models/__init__.py"} <= source_files("models.solvers.runge_kutta")  # parent packages run first
-    assert "models/fid.py" in source_files("tasks.features")
-    assert CHECK_ONLY["flows/params.py"].isdisjoint(source_files("flows.params"))
-    assert CHECK_ONLY["flows/configurations.py"].isdisjoint(source_files("flows.configurations"))
+    assert "models/fid.py" in source_files("tasks.compute.feature_space")
+    assert CHECK_ONLY["schema/study.py"].isdisjoint(source_files("schema.study"))
+    assert CHECK_ONLY["schema/configurations.py"].isdisjoint(source_files("schema.configurations"))
     assert "models/noise_schedules.py" in source_files("flows.train")  # where it computes with them, it depends on them
 
 
@@ -102,10 +109,10 @@ from .. import axes
 
 
 def late():
-    from tasks.images import sample_grid
+    from tasks.report.sample_images import sample_grid
 """
     modules = imported_modules(source, "models.solvers")
-    assert {"models.fid", "models.solvers.contract", "models.axes", "tasks.images"} <= set(modules)
+    assert {"models.fid", "models.solvers.contract", "models.axes", "tasks.report.sample_images"} <= set(modules)
     assert "models.solvers.contract.steps" in modules and "models.solvers" not in modules
 
 
@@ -156,9 +163,22 @@ def test_source_files_of_a_module_outside_the_project_is_empty():
 
 def test_a_cell_names_the_code_that_computes_it_and_nothing_that_shows_it():
     files = cell_files(SOLVERS["heun"])
-    assert {"tasks/cells.py", "tasks/sample.py", "tasks/train.py", "tasks/features.py", "models/fid.py"} <= files
-    shows = {"tasks/figures.py", "tasks/images.py", "tasks/markdown.py", "tasks/analysis.py", "tasks/results.py", "tasks/tracking.py"}
-    assert not files & (shows | {"tasks/evaluate.py", "tasks/mlflow_views.py", "tasks/workspace.py"})
+    assert {
+        "tasks/compute/cells.py",
+        "tasks/compute/sample.py",
+        "tasks/compute/train.py",
+        "tasks/compute/feature_space.py",
+        "models/fid.py",
+    } <= files
+    shows = {
+        "tasks/report/figures.py",
+        "tasks/report/sample_images.py",
+        "tasks/report/markdown.py",
+        "tasks/report/analysis.py",
+        "tasks/report/results.py",
+        "tasks/record/tracking.py",
+    }
+    assert not files & (shows | {"tasks/record/cell_runs.py", "tasks/record/mlflow_views.py", "tasks/workspace.py"})
     assert not [f for f in files if f.startswith("flows/")]
 
 
@@ -182,33 +202,3 @@ def test_a_deterministic_cell_names_its_reference_and_a_stochastic_cell_none(mon
     finer = study.model_copy(update={"evaluate": study.evaluate.model_copy(update={"reference_nfe": 127})})
     moved = identities(finer, cells(finer.evaluate, "tiny"))
     assert moved["euler_ancestral/karras/8"] == before["euler_ancestral/karras/8"] and moved["euler/karras/8"] != before["euler/karras/8"]
-
-
-def project_files():
-    return sorted(
-        p.relative_to(PROJECT).as_posix() for package in PACKAGES for p in (PROJECT / package).rglob("*.py") if "__pycache__" not in p.parts
-    )
-
-
-def test_imports_go_one_way_and_form_no_cycle():
-    """models <- tasks <- flows: no file imports from a package above its own, and no file imports
-    itself back through others (every import statement counts, at module level or in a function)."""
-    layer = {"models": 0, "tasks": 1, "flows": 2}
-    upward = [(f, g) for f in project_files() for g in imported_by(f) if layer[g.split("/")[0]] > layer[f.split("/")[0]]]
-    assert upward == []
-    above = lambda f, g: g.endswith("__init__.py") and f.startswith(g.removesuffix("__init__.py"))  # a package runs before its modules
-    graph = {f: {g for g in imported_by(f) if not above(f, g)} for f in project_files()}
-    done, active = set(), []
-
-    def visit(f):
-        if f in active:
-            return active[active.index(f) :] + [f]
-        if f in done:
-            return None
-        active.append(f)
-        cycle = next((found for g in sorted(graph[f]) if (found := visit(g))), None)
-        active.pop()
-        done.add(f)
-        return cycle
-
-    assert next((cycle for f in graph if (cycle := visit(f))), None) is None

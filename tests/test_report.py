@@ -9,18 +9,18 @@ import matplotlib.image
 import pytest
 import torch
 
-from tasks.analysis import ablation_table, best_per_budget, convergence_checks, measured_orders, summary
-from tasks.figures import fid_vs_nfe_figure, save_figure
 from tasks.files import write_csv, write_json
-from tasks.images import sample_grid, sample_grid_array
-from tasks.markdown import ablation_markdown, orders_markdown
-from tasks.overview import ablations_figure
+from tasks.report.analysis import ablation_table, best_per_budget, convergence_checks, measured_orders, summary
+from tasks.report.figures import fid_vs_nfe_figure, save_figure
+from tasks.report.markdown import ablation_markdown, orders_markdown
+from tasks.report.sample_images import sample_grid, sample_grid_array
+from tasks.report.study_figures import ablations_figure
 
 
 def row(
     configuration, solver, step_schedule, budget, nfe, fid, reference=False, clipping="none", ode_error=None, bootstrap=(), error_ratio=None
 ):
-    """A row as `tasks.cells.Cell.row` makes it, its KID a thousandth of its FID; the ODE reference of every cell is "reference"."""
+    """A row as `tasks.compute.cells.Cell.row` makes it, its KID a thousandth of its FID; the ODE reference of every cell is "reference"."""
     label = f"{solver}/{step_schedule}/{budget}" + (f"/{clipping}" if clipping != "none" else "")
     return dict(
         configuration=configuration,

@@ -1,4 +1,4 @@
-"""A cell's row is one typed record (`tasks.rows.CellRow`): a field added to it alone, and computed,
+"""A cell's row is one typed record (`tasks.compute.rows.CellRow`): a field added to it alone, and computed,
 reaches fid.csv, the report's CSV and the MLflow cell run, and comes back when the cell is reused."""
 
 import csv
@@ -8,12 +8,12 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from flows.params import Evaluate
-from tasks import rows
-from tasks.cells import cells
-from tasks.evaluate import SAVED
-from tasks.results import write_results
-from tasks.tracking import experiment, log_cell, logged_cell, run_for, tracking_uri
+from schema.study import Evaluate
+from tasks.compute import rows
+from tasks.compute.cells import cells
+from tasks.record.cell_runs import SAVED
+from tasks.record.tracking import experiment, log_cell, logged_cell, run_for, tracking_uri
+from tasks.report.results import write_results
 
 MEASURED = dict(
     nfe=4,

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from flows.params import Evaluate
 from models.choices import SolverChoice
 from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.solvers import SOLVERS
-from tasks.cells import Cell, cells
-from tasks.sample import grid, initial_noise, sample
+from schema.study import Evaluate
+from tasks.compute.cells import Cell, cells
+from tasks.compute.sample import grid, initial_noise, sample
 
 
 class Oracle:

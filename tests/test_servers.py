@@ -1,4 +1,4 @@
-"""`python -m flows.servers`: the local Prefect and MLflow servers stop with it, whether it is
+"""`python -m flows.runtime.servers`: the local Prefect and MLflow servers stop with it, whether it is
 stopped by Ctrl-C or by SIGTERM (a process manager, `kill`)."""
 
 import contextlib
@@ -10,14 +10,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from flows.servers import free_port
+from flows.runtime.servers import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_the_servers_stop_with_their_command_on_sigterm_as_on_ctrl_c(tmp_path, stop):
-    command = [sys.executable, "-m", "flows.servers", "--root", str(tmp_path)]
+    command = [sys.executable, "-m", "flows.runtime.servers", "--root", str(tmp_path)]
     command += ["--prefect-port", str(free_port()), "--mlflow-port", str(free_port())]
     process = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     children = []

@@ -1,5 +1,5 @@
 """End to end: `dvc repro` of profiles/smoke.yaml in a temporary git repository with the real DVC,
-Prefect (a `prefect server` on 127.0.0.1, through `python -m flows.repro`) and MLflow (SQLite
+Prefect (a `prefect server` on 127.0.0.1, through `python -m flows.runtime.repro`) and MLflow (SQLite
 store), killed mid-training and run again; then a no-op third `dvc repro`, stage selectivity of a
 changed configuration, `dvc plots show`, experiments, queued experiments and a Prefect deployment;
 and, in a copy, results that are never stale: a changed solver or network re-runs what it moves."""
@@ -22,8 +22,8 @@ import yaml
 from dvc_render.html import PAGE_HTML
 from mlflow import MlflowClient
 
-from flows.servers import prefect_and_mlflow_servers, stop
-from tasks.mlflow_views import VIEW_TAG
+from flows.runtime.servers import prefect_and_mlflow_servers, stop
+from tasks.record.mlflow_views import VIEW_TAG
 from tools.browser import browser_page
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def smoke_repository(repo, params=None):
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """The smoke study reproduced in a fresh git + DVC repository, the way a power cut would leave it and
-    a user would finish it: the first `python -m flows.repro` killed (SIGKILL to its whole process tree:
+    a user would finish it: the first `python -m flows.runtime.repro` killed (SIGKILL to its whole process tree:
     DVC, the stage, the Prefect server) once the train stage wrote edm's first checkpoint, then run again to
     the end. (repo, env, output of the killed run, dvc.lock after the kill or None, output of the second run)."""
     repo = tmp_path_factory.mktemp("study")
@@ -78,7 +78,12 @@ def study(tmp_path_factory):
     log = repo.parent / "killed.log"
     with open(log, "w") as output:
         repro = subprocess.Popen(
-            [sys.executable, "-m", "flows.repro"], cwd=repo, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+            [sys.executable, "-m", "flows.runtime.repro"],
+            cwd=repo,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 600
@@ -92,7 +97,7 @@ def study(tmp_path_factory):
                 process.kill()
     repro.wait()
     lock = (repo / "dvc.lock").read_text() if (repo / "dvc.lock").exists() else None
-    output = run([sys.executable, "-m", "flows.repro"], repo, env)
+    output = run([sys.executable, "-m", "flows.runtime.repro"], repo, env)
     return repo, env, log.read_text(), lock, output
 
 
@@ -225,7 +230,7 @@ def cells(repo, configuration):
 def changes(study, tmp_path_factory):
     """A copy of the reproduced study (its git tree, DVC cache and MLflow store) taken through five
     changes, each followed by a run: a DVC experiment that trains eps to predict x0 instead, a change
-    to Heun's correction (the reference's solver; `python -m flows.repro`), dpmpp_2m made an alias of
+    to Heun's correction (the reference's solver; `python -m flows.runtime.repro`), dpmpp_2m made an alias of
     euler, a network change (a U-Net block's output scaled by 1/sqrt(2)), then the colour of a figure's
     line. {change: (output, {configuration: cells before the run}, {configuration: cells after}, the
     report's fid_vs_nfe.png after)}."""
@@ -250,7 +255,7 @@ def changes(study, tmp_path_factory):
             path, old, new = edit
             assert path.read_text().count(old) == 1, old
             path.write_text(path.read_text().replace(old, new))
-            output = run([sys.executable, "-m", "flows.repro"], repo, env)
+            output = run([sys.executable, "-m", "flows.runtime.repro"], repo, env)
         after = {name: cells(repo, name) for name in ("edm", "eps")}
         outcome[change] = (output, before, after, (repo / "reports" / "fid_vs_nfe.png").read_bytes())
     return repo, outcome

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tasks.tracking import (
+from tasks.record.tracking import (
     EXPERIMENT_KIND,
     OWNER,
     experiment,
@@ -131,7 +131,7 @@ def test_runs_of_dead_processes_are_closed_killed_and_live_ones_left_running(cli
     client, root = client
     experiment_id = experiment(client, "study", root / "artifacts")
     code = (
-        "import sys; from mlflow import MlflowClient; from tasks.tracking import run_for; "
+        "import sys; from mlflow import MlflowClient; from tasks.record.tracking import run_for; "
         "print(run_for(MlflowClient(sys.argv[1]), sys.argv[2], 'study/dead', 'dead'))"
     )
     dead = subprocess.run(

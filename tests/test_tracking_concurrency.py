@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tasks.tracking import open_experiment, run_for, tracking_uri
+from tasks.record.tracking import open_experiment, run_for, tracking_uri
 
 PROJECT = Path(__file__).resolve().parents[1]
 METRICS = 200

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from flows.train import train_one
-from tasks.data import save_dataset
+from tasks.compute.data import save_dataset
 from tasks.workspace import Workspace
 from tests.conftest import TINY
 from tests.test_faults import IMAGES, differences

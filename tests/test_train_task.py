@@ -4,8 +4,8 @@ corrupt checkpoints detected; divergence named."""
 import pytest
 import torch
 
-from tasks.checkpoints import load_latest, save_checkpoint
-from tasks.train import build_model, load_trained, train
+from tasks.compute.checkpoints import load_latest, save_checkpoint
+from tasks.compute.train import build_model, load_trained, train
 from tests.conftest import tiny_configuration
 
 IMAGES = torch.rand(64, 1, 8, 8) * 2 - 1

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from websockets.sync.client import connect
 
-from flows.servers import stop
+from flows.runtime.servers import stop
 
 WIDTH, HEIGHT = 1600, 1000
 FLAGS = [  # headless, as root, and no calls out of a closed network (updates, sync, first-run pages)

@@ -1,5 +1,5 @@
 """Screenshots of a study's MLflow experiment as a user opens it: its runs table and, per
-configuration, its saved series view (FID and ode_error against NFE, `tasks.mlflow_views`), taken
+configuration, its saved series view (FID and ode_error against NFE, `tasks.record.mlflow_views`), taken
 with headless Chromium from an `mlflow ui` started on 127.0.0.1 (a free port) over the store,
 stopped on exit.
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from flows.servers import free_port, server
-from tasks.mlflow_views import experiment_url, series_view_url
-from tasks.tracking import SERIES
+from flows.runtime.servers import free_port, server
+from tasks.record.mlflow_views import experiment_url, series_view_url
+from tasks.record.tracking import SERIES
 
 from .browser import browser_page, chromium
 

@@ -5,16 +5,16 @@ from typing import NamedTuple
 
 import torch
 
-from flows.params_file import load_params
-from tasks.data import training_images
-from tasks.features import load_statistics
-from tasks.provenance import training_identity
-from tasks.train import load_trained
+from schema.params_file import load_params
+from tasks.compute.data import training_images
+from tasks.compute.feature_space import load_statistics
+from tasks.compute.provenance import training_identity
+from tasks.compute.train import load_trained
 from tasks.workspace import Workspace
 
 
 class Trained(NamedTuple):
-    study: object  # the workspace's params (`flows.params.Study`)
+    study: object  # the workspace's params (`schema.study.Study`)
     config: object  # the configuration
     model: torch.nn.Module  # its EMA weights, as the evaluate stage samples them
     real: object  # the real-data statistics of the FID features

@@ -11,7 +11,7 @@ import re
 
 import markdown
 
-from .files import write_text
+from tasks.files import write_text
 
 SECTIONS = [  # (title, the report's files it shows, in order)
     ("Ablations", ["ablations.md", "ablations.png", "training_noise_levels.png", "reference_samples.png"]),
@@ -66,7 +66,7 @@ def section(title, body):
 
 
 def report_page(reports, title, links):
-    """The page of the report under `reports` (the files `tasks.results.write_report` writes) titled
+    """The page of the report under `reports` (the files `tasks.report.results.write_report` writes) titled
     `title`, with `links` (configuration -> the address of its MLflow view)."""
     parts = [section(name, "\n".join(SHOWN[(reports / file).suffix](reports / file) for file in files)) for name, files in SECTIONS]
     views = "".join(f'<li><a href="{html.escape(url)}">{html.escape(name)}</a></li>' for name, url in links.items())

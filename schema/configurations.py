@@ -1,6 +1,6 @@
 """The train section of params.yaml: each training configuration, one entry per design axis (a
 name or {name, options}, checked against its declaration in models/axes.py) plus the optimisation
-settings, and the rules between them; configurations keyed by name, an ablation (`flows.ablation`)
+settings, and the rules between them; configurations keyed by name, an ablation (`schema.ablation`)
 among them. The one check that needs the models themselves builds each configuration's noise
 schedule, so that a sigma range outside what it spans fails here, not after training."""
 
@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models import axes, choices
-from models.noise_schedules import NOISE_SCHEDULES  # for the check only (tasks/provenance.py, CHECK_ONLY)
+from models.noise_schedules import NOISE_SCHEDULES  # for the check only (tasks/compute/provenance.py, CHECK_ONLY)
 from models.options import refuse
 
 from .ablation import DESIGN, ablation_problems, ablations, inherited

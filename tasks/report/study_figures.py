@@ -1,6 +1,6 @@
 """The study at a glance, across configurations: every ablation's entries side by side against the
 seed replicates' spread, the density of log sigma that training draws, every model's reference
-samples. Pure functions of the report's tables and results; `tasks.figures.save_figure` writes them."""
+samples. Pure functions of the report's tables and results; `tasks.report.figures.save_figure` writes them."""
 
 import math
 
@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 
 def ablations_figure(tables, floor=None, columns=2):
-    """A panel per ablation table (`tasks.analysis.ablation_table`): its entries side by side, each
+    """A panel per ablation table (`tasks.report.analysis.ablation_table`): its entries side by side, each
     with its reference FID (circle) and best FID at NFE <= 10 (diamond), ±1 standard error, on a log
     scale; the parent's label in bold; the range of the seed replicates' FIDs (a table whose axis is
     "seed") drawn in every panel as two bands, and the data floor dotted: which entry of each axis is
@@ -60,7 +60,7 @@ def entry_label(line):
 
 def noise_levels_figure(panels):
     """The density of log sigma that training draws, a panel per (title, configuration -> its
-    `tasks.noise_levels` histogram) of `panels`, a line per configuration, its sampling range (the
+    `tasks.compute.noise_levels` histogram) of `panels`, a line per configuration, its sampling range (the
     noise schedule's [sigma_min, sigma_max], where every step schedule starts and ends) marked by ticks
     of its colour on the axis; the data's scale sigma = 0.5 dotted."""
     figure = Figure(figsize=(7.5, 3.6 * len(panels)), layout="constrained")

@@ -11,6 +11,9 @@ import shutil
 
 import matplotlib.image
 
+from tasks.compute.rows import CSV, fields
+from tasks.files import file_name, write_csv, write_json, write_text
+
 from .analysis import (
     ABLATION_COLUMNS,
     SCHEDULE_COLUMNS,
@@ -23,10 +26,8 @@ from .analysis import (
     variant,
 )
 from .figures import convergence_figure, fid_vs_nfe_figure, fid_vs_ode_error_figure, ode_error_figure, save_figure, schedules_figure
-from .files import file_name, write_csv, write_json, write_text
 from .markdown import ablation_markdown, orders_markdown, schedules_markdown
-from .overview import ablations_figure, noise_levels_figure, reference_samples_figure
-from .rows import CSV, fields
+from .study_figures import ablations_figure, noise_levels_figure, reference_samples_figure
 
 BEST_COLUMNS = [
     "configuration",
@@ -66,7 +67,7 @@ def convergence_file(model):
 def write_results(rows, floor, folder, training, failure=None, samples=None, noise_levels=None):
     """A configuration's results under `folder`: cells.json (the `training` identity they come from,
     every row; `failed` if its training diverged), fid.csv (the grid, for plots), summary.json (DVC
-    metrics), measured_order.csv, noise_levels.json (`tasks.noise_levels`), the three figures
+    metrics), measured_order.csv, noise_levels.json (`tasks.compute.noise_levels`), the three figures
     (`FIGURES`) and per model its convergence picture from `samples` (label -> the first samples of
     each cell). The files to log with its run come back."""
     name = folder.name

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_open
+from tasks.files import atomic_open
 
 
 def save_atomic(state, path):

@@ -1,8 +1,8 @@
-"""The numbers a report is made of, from the evaluation rows (`tasks.cells.Cell.row`): the best cell
+"""The numbers a report is made of, from the evaluation rows (`tasks.compute.cells.Cell.row`): the best cell
 per budget and whether its runner-up is within the spread, the measured orders of convergence, the
 checks of each ODE reference, the closing summary, a table per ablation and the comparison of the
 fitted step schedules with the fixed ones. Pure functions of the rows, no figures: what draws them
-is `tasks.figures`, what writes them as Markdown `tasks.markdown`.
+is `tasks.report.figures`, what writes them as Markdown `tasks.report.markdown`.
 
 A configuration sampled with a clipped denoiser is a model of its own here (`variant`): its own
 reference and best cells.

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import torch
 
-from models.features import Classifier, accuracy, train_classifier
+from models.classifier import Classifier, accuracy, train_classifier
 from models.fid import FeatureExtractor, empty_statistics, fid_from_statistics, inception_extractor, real_statistics, with_kid
 from models.fid import features as features_of
 from models.kid import kid
+from tasks.files import write_json
 
 from .checkpoints import save_atomic
 from .data import TrainTest, load_dataset
-from .files import write_json
 from .provenance import digest, saved_digest
 
 REAL_STATES = ("real_features_sum", "real_features_cov_sum", "real_features_num_samples")
@@ -36,7 +36,7 @@ def extractor_for(features, classifier_state=None, sample_shape=None):
 
 
 def fit(features, data, *, device="cpu", log=print):
-    """Fit the feature space on `data` (a `tasks.data.TrainTest`): train the classifier (or load
+    """Fit the feature space on `data` (a `tasks.compute.data.TrainTest`): train the classifier (or load
     Inception), compute the real statistics of the training images and the data floor (held-out test
     images against them). Returns (state to save, metrics)."""
     sample_shape = tuple(data.train_images.shape[1:])

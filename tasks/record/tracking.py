@@ -17,10 +17,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from models.choices import Choice
-
-from .provenance import computation_files, digest, files_digest
-from .rows import CELL_METRIC, SERIES_METRIC, fields, required
-from .workspace import store_root
+from tasks.compute.provenance import computation_files, digest, files_digest
+from tasks.compute.rows import CELL_METRIC, SERIES_METRIC, fields, required
+from tasks.workspace import store_root
 
 KEY = "study.key"
 OWNER = "study.owner"  # host:pid:process start time of the process that holds the run open
@@ -130,7 +129,7 @@ def row_metrics(row, names, step):
 
 def log_cell(client, experiment_id, parent, key, row, tags):
     """A finished run named by the cell's label, nested under `parent`, with the row's `METRIC` fields
-    as metrics (`CELL_METRIC`, those measured: `tasks.rows`), param budget and `tags` plus solver, step_schedule,
+    as metrics (`CELL_METRIC`, those measured: `tasks.compute.rows`), param budget and `tags` plus solver, step_schedule,
     clipping and reference."""
     name = row["label"]
     cell_tags = {**tags, **{key: row[key] for key in ("solver", "step_schedule", "clipping")}, "reference": str(row["reference"])}
@@ -149,7 +148,7 @@ def finished_run(client, experiment_id, key):
 
 def logged_cell(client, experiment_id, key):
     """(run id, its metrics) of the FINISHED cell run tagged `key` that holds every metric a row
-    requires (`tasks.rows.required`), or None if there is none."""
+    requires (`tasks.compute.rows.required`), or None if there is none."""
     run = finished_run(client, experiment_id, key)
     if run is not None and set(required(CELL_METRIC)) <= set(run.data.metrics):
         return run.info.run_id, run.data.metrics
@@ -166,7 +165,7 @@ def series_run(client, experiment_id, parent, name, identities, tags):
 
 
 def log_series(client, run_id, rows):
-    """The rows' `SERIES_METRIC` fields (`tasks.rows`) of a series' cells `rows` at step = NFE spent, one point
+    """The rows' `SERIES_METRIC` fields (`tasks.compute.rows`) of a series' cells `rows` at step = NFE spent, one point
     per budget, so that MLflow's chart view draws FID against NFE per series (logged once); the run
     finished."""
     if "fid" not in client.get_run(run_id).data.metrics:
@@ -241,7 +240,7 @@ def make_current(client, experiment_id, configuration, series):
 
 def cell_key(study, config, training, identity, label):
     """The key of a cell's run: under its configuration run's key (`training`: the training identity),
-    the cell's `identity` (`tasks.cells.cell_identity`) and its label."""
+    the cell's `identity` (`tasks.compute.cells.cell_identity`) and its label."""
     return f"{configuration_key(study, config, training)}/{identity}/{label}"
 
 

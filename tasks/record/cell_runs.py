@@ -1,7 +1,7 @@
-"""A cell's record, apart from its computation (`tasks.cells`): the nested MLflow run a computed cell
+"""A cell's record, apart from its computation (`tasks.compute.cells`): the nested MLflow run a computed cell
 is logged as, with its captioned sample grid and `CELL_FILE` (its first samples, bootstrap FIDs and KIDs, grid
 and, for a reference, its ODE solution), and the same read back for a cell logged before by the same
-computation (same key: `tasks.tracking.cell_key`); likewise the run of a fitted step schedule."""
+computation (same key: `tasks.record.tracking.cell_key`); likewise the run of a fitted step schedule."""
 
 import json
 import tempfile
@@ -11,9 +11,10 @@ import torch
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
-from .figures import grids_figure, save_figure
-from .images import sample_grid
-from .rows import from_metrics
+from tasks.compute.rows import from_metrics
+from tasks.report.figures import grids_figure, save_figure
+from tasks.report.sample_images import sample_grid
+
 from .tracking import finish_run, finished_run, log_cell, logged_cell, run_for
 
 CELL_FILE = "cell.pt"  # a cell run's artifact: its first samples, the row's `SAVED` fields and (reference) ODE solution
@@ -28,7 +29,7 @@ def caption(row):
 
 def logged_row(run, cell, grid):
     """(row, the samples a grid shows, its ODE solution or None) of a cell logged under its `run`'s key
-    (`tasks.tracking.CellRun`: the same computation), its grid drawn again as the file `grid`; None if
+    (`tasks.record.tracking.CellRun`: the same computation), its grid drawn again as the file `grid`; None if
     it has to be computed."""
     logged = logged_cell(run.client, run.experiment_id, run.key)
     if logged is None:
@@ -48,7 +49,7 @@ def logged_row(run, cell, grid):
 def record_cell(run, row, samples, solution, grid):
     """Draw a computed cell's samples as its grid, the file `grid`, save its first samples, bootstrap
     FIDs and KIDs, grid and ODE `solution` (a reference's; else None) as `CELL_FILE`, and log the cell as its `run`
-    (`tasks.tracking.CellRun`), finished, with both files."""
+    (`tasks.record.tracking.CellRun`), finished, with both files."""
     sample_grid(samples, grid, caption=caption(row))
     run_id = log_cell(run.client, run.experiment_id, run.parent, run.key, row, run.tags)
     with tempfile.TemporaryDirectory() as folder:
@@ -59,7 +60,7 @@ def record_cell(run, row, samples, solution, grid):
 
 def logged_schedule(run):
     """(sigmas as float64, seconds it took) of the fitted step schedule logged under its `run`'s key
-    (`tasks.tracking.CellRun`, keyed by `tasks.cells.schedule_identity`), or None."""
+    (`tasks.record.tracking.CellRun`, keyed by `tasks.compute.cells.schedule_identity`), or None."""
     found = finished_run(run.client, run.experiment_id, run.key)
     if found is None:
         return None

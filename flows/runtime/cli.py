@@ -7,9 +7,10 @@ import gc
 import os
 import sys
 
-from . import overrides
+from schema import overrides
+from schema.params_file import ParamsError, load_params
+
 from .orchestration import task_runner
-from .params_file import ParamsError, load_params
 from .servers import api_ready
 
 

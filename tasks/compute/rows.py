@@ -2,7 +2,7 @@
 it goes: `CSV`, a column of fid.csv and of the report's fid_vs_nfe.csv; `CELL_METRIC`, a metric of the
 cell's MLflow run (read back from there when the cell is reused); `SERIES_METRIC`, a metric of its series
 run at step = NFE, which MLflow's chart views draw. Adding a per-cell number means the code that
-computes it (`tasks.cells`) and a field here; the files and runs follow."""
+computes it (`tasks.compute.cells`) and a field here; the files and runs follow."""
 
 from types import NoneType
 from typing import Annotated, TypedDict, get_args, get_type_hints
@@ -29,7 +29,7 @@ class CellRow(TypedDict):
     kid_bootstrap: list[float]  # the KIDs of the same bootstrap resamples
     ode_error: Annotated[float | None, CSV, CELL_METRIC, SERIES_METRIC]  # None for a stochastic cell
     ode_reference: str | None  # the label of the reference it is measured against
-    error_ratio: Annotated[float | None, CELL_METRIC]  # a reference's: `tasks.cells.error_ratio`
+    error_ratio: Annotated[float | None, CELL_METRIC]  # a reference's: `tasks.compute.cells.error_ratio`
     seconds: Annotated[float, CSV, CELL_METRIC]
     reference: bool
     label: str  # solver/step_schedule/budget(/clipping)

@@ -1,7 +1,7 @@
 """Where a result comes from, so that it is reused only when it would come out the same.
 
 The source files a stage runs are found by following its imports statically through the project's
-packages (models/, tasks/, flows/; every import statement, at module level or inside a function):
+packages (models/, schema/, tasks/, flows/; every import statement, at module level or inside a function):
 dvc.yaml lists them as the stage's deps (tests/test_provenance.py holds it to that), and the digests
 below identify a training and a cell by their settings, their inputs' contents and their code.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-PROJECT = Path(__file__).resolve().parents[1]
-PACKAGES = ("models", "tasks", "flows")
+PROJECT = Path(__file__).resolve().parents[2]
+PACKAGES = ("models", "schema", "tasks", "flows")
 COMPUTING = ("models", "tasks")  # flows/ only orchestrate: what they decide reaches a computation as settings
 SOLVER_TABLE = "models/solvers/__init__.py"
 DECLARATIONS = "models/axes.py"
@@ -26,8 +26,8 @@ DECLARATIONS = "models/axes.py"
 # work. It can stop a stage but cannot change what a stage computes, so these imports of the check do
 # not make a stage depend on the two modules; a stage that computes with them imports them itself.
 CHECK_ONLY = {
-    "flows/configurations.py": frozenset({"models/noise_schedules.py"}),
-    "flows/params.py": frozenset({"models/step_schedules.py"}),
+    "schema/configurations.py": frozenset({"models/noise_schedules.py"}),
+    "schema/study.py": frozenset({"models/step_schedules.py"}),
 }
 
 
@@ -139,12 +139,16 @@ def training_identity(config, images):
     """What a checkpoint must share with a configuration to be resumed: the images trained on (their
     content, whatever data settings or code made them), every setting but the step count and
     checkpoint interval (so that raising `steps` continues the training), and the code that trains
-    (tasks/train.py and what it imports)."""
+    (tasks/compute/train.py and what it imports)."""
     settings = {key: value for key, value in config.settings().items() if key not in ("steps", "checkpoint_every")}
-    return digest(settings, tensors_digest(images), files_digest(source_files("tasks.train", into=COMPUTING)))
+    return digest(settings, tensors_digest(images), files_digest(source_files("tasks.compute.train", into=COMPUTING)))
 
 
-CELL_CODE = ("tasks.cells", "tasks.train", "tasks.features")  # what computes a cell: sampling and scoring, the denoiser, the features
+CELL_CODE = (
+    "tasks.compute.cells",
+    "tasks.compute.train",
+    "tasks.compute.feature_space",
+)  # what computes a cell: sampling and scoring, the denoiser, the features
 
 
 def cell_files(solver):

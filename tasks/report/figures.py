@@ -1,7 +1,7 @@
-"""The report's figures, pure functions of the evaluation rows (`tasks.cells.Cell.row`): FID against
+"""The report's figures, pure functions of the evaluation rows (`tasks.compute.cells.Cell.row`): FID against
 NFE, ODE error against NFE and FID against ODE error, a panel per model; each model's convergence
 picture; every model's reference samples; PNG files written atomically. A configuration sampled with
-a clipped denoiser is a model of its own here (`tasks.analysis.variant`): its own panel and reference.
+a clipped denoiser is a model of its own here (`tasks.report.analysis.variant`): its own panel and reference.
 """
 
 import math
@@ -9,9 +9,10 @@ from textwrap import fill
 
 from matplotlib.figure import Figure
 
+from tasks.files import atomic_open
+
 from .analysis import fitted, series_points, variant
-from .files import atomic_open
-from .images import sample_grid_array
+from .sample_images import sample_grid_array
 
 LINE_STYLES = ["-", "--", ":", "-."]
 
@@ -241,7 +242,7 @@ def grids_figure(panels, title=""):
 
 def schedules_figure(rows):
     """Where each step schedule spends its steps: per model with a fitted step schedule
-    (`tasks.analysis.fitted`), a panel per budget of `grids_figure`: a line per fixed schedule (its
+    (`tasks.report.analysis.fitted`), a panel per budget of `grids_figure`: a line per fixed schedule (its
     grid for the first solver fitted) and per (solver, fitted schedule)."""
     panels = []
     for model in dict.fromkeys(variant(row) for row in rows if not row["reference"] and fitted(row)):

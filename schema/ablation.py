@@ -26,7 +26,7 @@ def inherited(configurations, name, seen=()):
 
 
 def ablation_problems(configurations, varied):
-    """(key path, value, message) of each validated configuration (name -> `flows.params.Configuration`)
+    """(key path, value, message) of each validated configuration (name -> `schema.study.Configuration`)
     that varies something without a parent, has a parent but no `varies`, or differs from its parent
     in other settings than those it varies; `varied`: what an ablation may vary."""
     for name, config in configurations.items():

@@ -2,8 +2,8 @@
 computes it: the initial noise and bootstrap resamples every cell shares, its samples, the converged
 ODE solution it is measured against, its FID with the bootstrap spread, its `ode_error`, and its
 identity. Nothing here draws, writes files or talks to MLflow: a cell's identity names this module's
-code, that of `tasks.train` (the denoiser) and `tasks.features` (the feature space), with what they
-import (`tasks.provenance.cell_files`), so that code which only shows a cell recomputes none.
+code, that of `tasks.compute.train` (the denoiser) and `tasks.compute.feature_space` (the feature space), with what they
+import (`tasks.compute.provenance.cell_files`), so that code which only shows a cell recomputes none.
 
 Per clipping, the reference comes first: EDM's Heun at the grid's reference_nfe (the model's own
 ODE solution, scored with FID), measured against Heun at twice its steps, the solution the cells are
@@ -84,7 +84,7 @@ class Cell(NamedTuple):
         return reference_cell(self.configuration, self.reference_nfe, self.clipping, self.ends) if self.deterministic else None
 
     def row(self, **measured):
-        """The cell's row (`tasks.rows.CellRow`): its own labels, order, budget, reference and label,
+        """The cell's row (`tasks.compute.rows.CellRow`): its own labels, order, budget, reference and label,
         and every other field from `measured` (what sampling and scoring it gave: nfe, fid, fid_se,
         fid_bootstrap, kid, kid_se, kid_bootstrap, ode_error, error_ratio, seconds)."""
         own = dict(
@@ -118,7 +118,7 @@ class Shard(NamedTuple):
 
 
 def cells(grid, configuration):
-    """Every clipping x solver x step schedule (those it is used with) x NFE budget of a validated `flows.params.Grid`, for the
+    """Every clipping x solver x step schedule (those it is used with) x NFE budget of a validated `schema.study.Grid`, for the
     configuration named `configuration`; each clipping's references come first (EDM's Heun at the
     grid's reference_nfe: the model's own, whose FID is the model's, then one per other sigma range
     the step schedules of its deterministic cells ask for)."""
@@ -152,7 +152,7 @@ def shared_inputs(evaluate, sample_shape):
 def cell_identity(study, cell, model, feature_space):
     """Equal identity, the same computation: the settings every cell shares (features, number of
     samples, seed, batch size, ODE samples, bootstrap resamples), the cell, the digests of the `model`'s
-    weights and of the `feature_space` (`tasks.features.feature_space_digest`), the code the cell runs
+    weights and of the `feature_space` (`tasks.compute.feature_space.feature_space_digest`), the code the cell runs
     (`cell_code`) and, for a deterministic cell, its ODE reference: label (solver, grid, NFE, clipping,
     sigma range) and code."""
     reference = cell.ode_reference

@@ -20,7 +20,7 @@ def number(value, spec):
 
 def orders_markdown(table, checks=None):
     """The measured-order table as Markdown, theoretical order next to the measured one; then the
-    check of each model's ODE references (`checks`: model -> `tasks.analysis.convergence_checks`)."""
+    check of each model's ODE references (`checks`: model -> `tasks.report.analysis.convergence_checks`)."""
     lines = [
         "# Convergence to the ODE solution\n",
         "Measured order: the least-squares slope of log(ode_error) against log(NFE) over the largest budgets",

@@ -1,7 +1,7 @@
-"""A params file read into a validated `flows.params.Study`: YAML that refuses repeated keys,
-overrides applied (`flows.overrides`), the schema checked, every problem reported as one line (file,
+"""A params file read into a validated `schema.study.Study`: YAML that refuses repeated keys,
+overrides applied (`schema.overrides`), the schema checked, every problem reported as one line (file,
 key path, what is wrong, the value given, what is allowed), and the files the study reads checked.
-`python -m flows.check [FILE]` checks a file this way without doing any work."""
+`python -m flows.runtime.check [FILE]` checks a file this way without doing any work."""
 
 import difflib
 import typing
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from models.options import Problems
 
 from .overrides import apply
-from .params import Study
+from .study import Study
 
 
 class ParamsError(ValueError):

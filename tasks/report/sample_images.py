@@ -6,7 +6,7 @@ import math
 import torch
 from matplotlib.figure import Figure
 
-from .files import atomic_open
+from tasks.files import atomic_open
 
 SEPARATOR = 255  # white 1-pixel lines between the images of a grid, and white empty slots
 GRID_WIDTH, DPI, CAPTION_LINE = 512, 100, 22  # a sample grid PNG: its least width and its caption's line height, in pixels

@@ -1,5 +1,5 @@
 """The schema of params.yaml: the whole study, one section per stage (read from a file by
-`flows.params_file.load_params`); the train section's configurations are `flows.configurations`.
+`schema.params_file.load_params`); the train section's configurations are `schema.configurations`.
 
 An entry of a design axis is a name or {name, options}, checked against its declaration
 (models/axes.py: names, option types and ranges, rules); the rules between fields are validators
@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from models import choices
 from models.options import Problems, refuse
-from models.step_schedules import step_schedule  # for the check only (tasks/provenance.py, CHECK_ONLY)
+from models.step_schedules import step_schedule  # for the check only (tasks/compute/provenance.py, CHECK_ONLY)
 from models.tables import choose
 
 from .configurations import Section, Train, built

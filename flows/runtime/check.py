@@ -1,9 +1,9 @@
-"""`python -m flows.check [FILE]`: check a params file (default params.yaml) as every stage does first,
+"""`python -m flows.runtime.check [FILE]`: check a params file (default params.yaml) as every stage does first,
 without doing any work: a summary, or one line per problem and exit status 2."""
 
 import sys
 
-from .params_file import ParamsError, load_params
+from schema.params_file import ParamsError, load_params
 
 
 def check(argv=None):

@@ -5,7 +5,8 @@ to its comparison in MLflow, and the report's tables. Built here from the rows a
 import re
 from urllib.parse import urlparse
 
-from .markdown import with_error
+from tasks.report.markdown import with_error
+
 from .mlflow_views import series_view_url
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default

@@ -2,7 +2,7 @@
 and deployment talks to) and an `mlflow server` (a database backend and an artifacts destination,
 instead of each process opening the SQLite file), both bound to 127.0.0.1 on free ports.
 
-`python -m flows.servers [--root DIR]` starts both, prints the environment to export, and stops
+`python -m flows.runtime.servers [--root DIR]` starts both, prints the environment to export, and stops
 them on Ctrl-C or SIGTERM. The MLflow server keeps the study's own store: DIR/mlflow.db and DIR/mlartifacts."""
 
 import argparse
@@ -142,7 +142,7 @@ def interrupted(signum, frame):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m flows.servers", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m flows.runtime.servers", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=".", help="the repository root whose MLflow store the server serves (default: .)")
     parser.add_argument("--prefect-port", type=int, default=4200)
     parser.add_argument("--mlflow-port", type=int, default=5000)

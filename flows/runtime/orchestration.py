@@ -23,7 +23,7 @@ def at_once(orchestration, count):
 
 
 def task_runner(orchestration, count=1):
-    """A fresh task runner for `orchestration` (a validated `flows.params.Orchestration`) that runs
+    """A fresh task runner for `orchestration` (a validated `schema.study.Orchestration`) that runs
     `count` configurations. Locally, threads that share the cores: each of `at_once` tasks computes
     on cores / at_once of them (torch's intra-op threads), which on a small network gives more than
     one task on all cores. Dask's nanny starts each LocalCluster worker with OMP_NUM_THREADS=1: one

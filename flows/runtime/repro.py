@@ -1,4 +1,4 @@
-"""`python -m flows.repro [dvc repro arguments]`: `dvc repro` with one Prefect server for all its
+"""`python -m flows.runtime.repro [dvc repro arguments]`: `dvc repro` with one Prefect server for all its
 stages. Without PREFECT_API_URL every stage's process would start (and stop) Prefect's ephemeral
 API, ~8 s each; here a local `prefect server` on 127.0.0.1 is started first, shared by every stage,
 and stopped at the end. With PREFECT_API_URL set, that server is used instead."""
@@ -8,10 +8,10 @@ import os
 import subprocess
 import sys
 
-from tasks.mlflow_views import experiment_url, series_view_url
-from tasks.tracking import existing_experiment, tracking_uri
+from schema.params_file import load_params
+from tasks.record.mlflow_views import experiment_url, series_view_url
+from tasks.record.tracking import existing_experiment, tracking_uri
 
-from .params_file import load_params
 from .servers import prefect_server
 
 WHERE_TO_LOOK = """

@@ -15,8 +15,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from tasks.files import atomic_open
+
 from .checkpoints import save_atomic
-from .files import atomic_open
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 MNIST_URL = "http://yann.lecun.com/exdb/mnist/"
@@ -181,7 +182,7 @@ def load_cifar10(folder, download=False):
 
 
 def prepare(data):
-    """The train/test split of a validated `flows.params.Data` section: the digits split by
+    """The train/test split of a validated `schema.study.Data` section: the digits split by
     `test_fraction` and `seed`; MNIST and CIFAR-10 with their published test sets."""
     if data.dataset == "digits":
         return split(*load_digits_images(), data.test_fraction, data.seed)

@@ -21,7 +21,7 @@ SEEDING = threading.Lock()
 
 
 def build_model(config, sample_shape):
-    """The DiffusionModel of a validated `flows.params.Configuration` for data of `sample_shape`."""
+    """The DiffusionModel of a validated `schema.study.Configuration` for data of `sample_shape`."""
     size = {"in_channels": sample_shape[0]} if len(sample_shape) == 3 else {"dim": sample_shape[0]}
     network = NETWORKS[config.network.name](**size, **config.network.options)
     noise_schedule = NOISE_SCHEDULES[config.noise_schedule.name](**config.noise_schedule.options)
