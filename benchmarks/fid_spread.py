@@ -17,7 +17,7 @@ import statistics
 
 from models.choices import SolverChoice, StepScheduleChoice
 from models.fid import bootstrap_fids, fid_from_moments, moments
-from tasks.compute.cells import Cell, fitted_grid, sample_shard, shared_inputs
+from tasks.compute.cells import Cell, fit_sigmas, sample_shard, shared_inputs
 
 from .helpers.measure import describe, machine, markdown, parse, parser, write_json
 from .helpers.trained import trained
@@ -33,7 +33,7 @@ def scores(model, cell, real, evaluate, sample_shape, seed):
     """(FID, its bootstrap FIDs) of a cell's samples from the initial noise of `seed`; `real`: the real statistics."""
     at = evaluate.model_copy(update={"seed": seed})
     inputs = shared_inputs(at, sample_shape)
-    fitted = fitted_grid(model, cell, at, sample_shape)[0] if cell.fitted else None  # calibrated on the seed's own stream
+    fitted = fit_sigmas(model, cell, at, sample_shape)[0] if cell.fitted else None  # calibrated on the seed's own stream
     features = sample_shard(model, cell, inputs.noise, real.inception, at, 0, fitted).features
     fids = bootstrap_fids(real, features, inputs.resamples)
     return fid_from_moments(real, [moments(features)]), fids

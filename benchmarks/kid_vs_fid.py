@@ -16,7 +16,7 @@ import statistics
 
 from models.fid import fid_from_moments, moments
 from models.kid import kids
-from tasks.compute.cells import cells, fitted_grid, sample_shard, shared_inputs
+from tasks.compute.cells import cells, fit_sigmas, sample_shard, shared_inputs
 
 from .helpers.measure import describe, machine, markdown, parse, parser, write_json
 from .helpers.trained import trained
@@ -28,7 +28,7 @@ PAIRINGS = {"paired": 0, "unpaired": 1}  # the second cell's seed, this many see
 def measured(model, cell, real, evaluate, sample_shape, seed, count):
     """{fid, kid} of `count` samples of a cell from the initial noise of `seed`."""
     at = evaluate.model_copy(update={"seed": seed, "num_samples": count})
-    fitted = fitted_grid(model, cell, at, sample_shape)[0] if cell.fitted else None
+    fitted = fit_sigmas(model, cell, at, sample_shape)[0] if cell.fitted else None
     features = sample_shard(model, cell, shared_inputs(at, sample_shape).noise, real.inception, at, 0, fitted).features
     kid = kids(real.kid_real, real.kid_within, features, features.new_ones(1, len(features))).item()
     return dict(fid=fid_from_moments(real, [moments(features)]), kid=kid)

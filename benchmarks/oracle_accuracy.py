@@ -21,7 +21,7 @@ from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.optimized_schedules import distance, optimized_step_schedule
 from models.solvers import SOLVERS
-from models.step_schedules import grid_for_budget, step_schedule
+from models.step_schedules import sigmas_for_budget, step_schedule
 
 from .helpers.measure import markdown, parse, parser, write_json
 
@@ -47,7 +47,7 @@ def optimized_rows(mixture, schedule, calibration, evaluation, solution):
         for budget in (5, 6, 8, 10):
             fixed = {
                 f"{schedule_name}{options or ''}": distance(
-                    solver(mixture.denoiser, evaluation, grid_for_budget(solver, budget, schedule_name, schedule, **options)[0]), solution
+                    solver(mixture.denoiser, evaluation, sigmas_for_budget(solver, budget, schedule_name, schedule, **options)[0]), solution
                 )
                 for schedule_name, options in FIXED
             }
@@ -78,7 +78,7 @@ def main():
         row = {"solver": name, "order": solver.order, "measured_order": measured_order(solver, mixture, x[:16])}
         for budget in (5, 10, 20):
             for discretization in ("karras", "logsnr_uniform"):
-                sigmas, nfe = grid_for_budget(solver, budget, discretization, schedule)
+                sigmas, nfe = sigmas_for_budget(solver, budget, discretization, schedule)
                 error = (solver(mixture.denoiser, x, sigmas) - reference).pow(2).sum(1).sqrt().mean().item()
                 row[f"{discretization}@{budget}"] = {"nfe": nfe, "error": error}
         rows.append(row)

@@ -17,8 +17,8 @@ import torch
 from models.choices import SolverChoice, StepScheduleChoice
 from models.fid import bootstrap_fids, features, fid_from_moments, moments
 from models.solvers import SOLVERS
-from models.step_schedules import grid_for_budget
-from tasks.compute.cells import Cell, fitted_grid, sample_cell, shared_inputs
+from models.step_schedules import sigmas_for_budget
+from tasks.compute.cells import Cell, fit_sigmas, sample_cell, shared_inputs
 
 from .helpers import peers as peer
 from .helpers.measure import describe, machine, markdown, parse, parser, write_json
@@ -52,7 +52,7 @@ def theirs(model, sampling, inputs, real, schedule, budgets):
     for sampler, counterpart in K_DIFFUSION_SAMPLERS.items():
         for name in FIXED:
             for budget in budgets:
-                sigmas, nfe = grid_for_budget(SOLVERS[counterpart], budget, name, schedule)
+                sigmas, nfe = sigmas_for_budget(SOLVERS[counterpart], budget, name, schedule)
                 x = inputs.noise * sigmas[0].item()
                 generator = torch.Generator().manual_seed(0)
                 samples = torch.cat(
@@ -70,8 +70,8 @@ def ours(model, config, evaluate, inputs, real, budgets, sample_shape):
     for solver in OURS:
         for budget in budgets:
             cell = Cell(config.name, SolverChoice(name=solver), StepScheduleChoice(name="optimized"), budget, evaluate.reference_nfe)
-            sigmas, seconds = fitted_grid(model, cell, evaluate, sample_shape)
-            samples, _, nfe, _ = sample_cell(model, cell, inputs.noise, evaluate, fitted=sigmas)
+            sigmas, seconds = fit_sigmas(model, cell, evaluate, sample_shape)
+            samples, _, nfe, _ = sample_cell(model, cell, inputs.noise, evaluate, fitted_sigmas=sigmas)
             rows.append(scored(samples, real, real.inception, inputs.resamples, method=f"ours {solver}", schedule="optimized", nfe=nfe))
             rows[-1]["fit_seconds"] = seconds
     return rows

@@ -31,7 +31,7 @@ import torch
 from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.solvers import SOLVERS
-from models.step_schedules import grid_for_budget, step_schedule
+from models.step_schedules import sigmas_for_budget, step_schedule
 from schema.params_file import load_params
 from tasks.compute.train import build_model
 
@@ -196,7 +196,7 @@ def accuracy(peers):
     for budget in BUDGETS:
         for name, solver in SOLVERS.items():
             if not solver.stochastic:
-                methods = counterparts(name, peers, grid_for_budget(solver, budget, "karras", schedule)[0])
+                methods = counterparts(name, peers, sigmas_for_budget(solver, budget, "karras", schedule)[0])
                 rows.setdefault((name, "ours"), {})[budget], ours = run(methods.pop("ours"))
                 for implementation, method in methods.items():
                     rows.setdefault((name, implementation), {})[budget], _ = run(method, ours)

@@ -12,7 +12,7 @@ import time
 import torch
 
 from schema.params_file import load_params
-from tasks.compute.cells import cells, fitted_grid, measured_against, ode_solution, sample_shard, score, shared_inputs
+from tasks.compute.cells import cells, fit_sigmas, measured_against, ode_solution, sample_shard, score, shared_inputs
 from tasks.compute.data import prepare
 from tasks.compute.feature_space import fit, load_statistics
 from tasks.compute.train import train
@@ -65,7 +65,7 @@ def main():
                 if cell.reference:  # its ODE solution at twice its steps, and at four times for the error ratio
                     solutions[cell.label] = ode_solution(model, cell, inputs.noise, evaluate, device=where)
                     finer = ode_solution(model, cell, inputs.noise, evaluate, 2, device=where)
-                fitted, fit_seconds = fitted_grid(model, cell, evaluate, sample_shape, device=where) if cell.fitted else (None, None)
+                fitted, fit_seconds = fit_sigmas(model, cell, evaluate, sample_shape, device=where) if cell.fitted else (None, None)
                 shard = sample_shard(model, cell, inputs.noise, statistics.inception, evaluate, 0, fitted, device=where)
                 scored.append(score(cell, [shard], statistics, inputs.resamples, measured_against(cell, solutions), finer, fit_seconds)[0])
             reference = next(row for row in scored if row["reference"])

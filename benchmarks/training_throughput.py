@@ -9,7 +9,7 @@ Two measurements:
 - whole runs of each (building the model and optimizer included), interleaved;
 - per step, in lockstep: a bare step and the pipeline's `train_step` alternate on two copies of the
   model fed the same batches and noise, so both see the same moments of a shared machine; a
-  checkpoint (`save_checkpoint` of `training_state`) and an MLflow batch are timed alone, and
+  checkpoint (`save_checkpoint` of `Training.state`) and an MLflow batch are timed alone, and
   their cost is spread over `checkpoint_every` and 100 steps. Their ratio resolves the few percent
   that whole runs on a shared 2-core machine do not.
 
@@ -28,7 +28,7 @@ from models.training import EMA, train_step, warmup
 from schema.params_file import load_params
 from tasks.compute.checkpoints import save_checkpoint
 from tasks.compute.data import prepare
-from tasks.compute.train import build_model, objective_of, train, training_state
+from tasks.compute.train import Training, build_model, objective_of, train
 from tasks.record.tracking import experiment, log_curve
 
 from .helpers.measure import describe, interleaved, machine, markdown, paired, parse, parser, spread, write_json
@@ -114,7 +114,7 @@ def lockstep(config, images, folder, tracking, repeats):
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-    state = training_state(ours.model, ema, ours.optimizer, ours.data_order, ours.noise, config.steps, None)
+    state = Training(ours.model, ema, ours.optimizer, ours.data_order, ours.noise).state(config.steps, None)
     costs = interleaved(
         {"checkpoint": lambda: save_checkpoint(state, folder), "mlflow": lambda: log_curve(*tracking, "loss", losses[:LOG_EVERY])}, repeats
     )

@@ -22,7 +22,7 @@ from schema.params_file import load_params
 from tasks.compute.cells import (
     cell_identity,
     cells,
-    fitted_grid,
+    fit_sigmas,
     measured_against,
     ode_solution,
     sample_shard,
@@ -35,6 +35,7 @@ from tasks.compute.data import training_images
 from tasks.compute.feature_space import feature_space_digest, load_statistics
 from tasks.compute.noise_levels import training_noise_levels
 from tasks.compute.provenance import tensors_digest, training_identity
+from tasks.compute.rows import charted
 from tasks.compute.train import load_trained
 from tasks.device import device
 from tasks.files import file_name
@@ -55,33 +56,33 @@ noise_levels = task(training_noise_levels, name="draw the training noise levels"
 
 
 @task(name="sample and score a shard", cache_policy=NO_CACHE)
-def score_shard(model, cell, noise, extractor, evaluate, first, fitted):
+def score_shard(model, cell, noise, extractor, evaluate, first, fitted_sigmas):
     """`tasks.compute.cells.sample_shard` on the device of the worker that runs it."""
-    where = device()
-    return sample_shard(model, cell, noise, extractor.to(where), evaluate, first, fitted, device=where)
+    on = device()
+    return sample_shard(model, cell, noise, extractor.to(on), evaluate, first, fitted_sigmas, device=on)
 
 
 @task(name="fit a step schedule", cache_policy=NO_CACHE)
 def fit(model, cell, evaluate, sample_shape, run):
     """(sigmas, seconds) of a cell's fitted step schedule: read back from its `run` (keyed by
     `tasks.compute.cells.schedule_identity`) if logged there, else fitted on the device of the worker that runs
-    it (`tasks.compute.cells.fitted_grid`) and logged."""
+    it (`tasks.compute.cells.fit_sigmas`) and logged."""
     logged = logged_schedule(run)
     if logged is None:
-        logged = fitted_grid(model, cell, evaluate, sample_shape, device=device())
+        logged = fit_sigmas(model, cell, evaluate, sample_shape, device=device())
         record_schedule(run, cell, *logged)
     return logged
 
 
-def schedule_run(study, config, training, cell, model, where, tags):
+def schedule_run(study, config, training, cell, model, parent, tags):
     """The `CellRun` of a fitted cell's step schedule, keyed by its `schedule_identity`, under the
-    configuration's run `where` (client, experiment id, run id); None for a cell on a fixed schedule."""
+    configuration's run `parent` (`tasks.record.tracking.ConfigurationRun`); None for a cell on a fixed schedule."""
     if not cell.fitted:
         return None
-    client, experiment_id, run_id = where
     identity = schedule_identity(study.evaluate, cell, model)
     key = cell_key(study, config, training, identity, f"step schedule {cell.label}")
-    return CellRun(client, experiment_id, key, run_id, {**tags, "kind": "step schedule", "step_schedule": cell.step_schedule.label})
+    tags = {**tags, "kind": "step schedule", "step_schedule": cell.step_schedule.label}
+    return CellRun(parent.client, parent.experiment_id, key, parent.run_id, tags)
 
 
 @task(name="solve the ODE to convergence", cache_policy=NO_CACHE)
@@ -95,42 +96,42 @@ def check_convergence(log, name, rows):
     for check in convergence_checks(rows):
         if check["converged"] is None:
             continue
-        said = (
+        line = (
             f"{name}: ODE reference {check['reference']} differs by {check['reference_error']:.2e} from twice its steps, "
             f"the solution the cells are measured against, and that by 1/{check['error_ratio']:.2f} of it from twice its steps "
             f"again (order {check['measured_order']:.2f}, expected {check['expected_order']}); the solution's error, "
             f"extrapolated: {check['solution_error']:.2e}; smallest ode_error {check['smallest_ode_error']:.2e}"
         )
         if check["converged"]:
-            log.info(f"{said}: converged (at most 1/10)")
+            log.info(f"{line}: converged (at most 1/10)")
         elif not check["ratio_as_expected"]:
-            log.error(f"{said}: NOT converged: its error ratio is not near 2^order; raise the grid's reference_nfe")
+            log.error(f"{line}: NOT converged: its error ratio is not near 2^order; raise the grid's reference_nfe")
         else:
-            log.error(f"{said}: NOT converged (over 1/10); raise the grid's reference_nfe")
+            log.error(f"{line}: NOT converged (over 1/10); raise the grid's reference_nfe")
 
 
-def evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file, schedule=None):
+def evaluate_cell(cell, model, study, statistics, inputs, solutions, run, samples_png, schedule=None):
     """(row, kept samples, ODE solution or None, reused?) of one cell: read back if its `run`
     (`tasks.record.tracking.CellRun`) is logged, else sampled and scored in shards (on its fitted step
     schedule, whose run is `schedule`) and logged; a reference also solves its ODE at twice and four
-    times its steps; its samples drawn as `grid_file`."""
-    logged = reuse(run, cell, grid_file)
+    times its steps; its samples drawn as `samples_png`."""
+    logged = reuse(run, cell, samples_png)
     if logged is not None:
         return (*logged, True)
     evaluate, noise = study.evaluate, inputs.noise
     solution = solve(model, cell, noise, evaluate, 1) if cell.reference else measured_against(cell, solutions)
     finer = solve(model, cell, noise, evaluate, 2) if cell.reference else None
-    fitted, fit_seconds = fit(model, cell, evaluate, noise.shape[1:], schedule) if cell.fitted else (None, None)
+    fitted_sigmas, fit_seconds = fit(model, cell, evaluate, noise.shape[1:], schedule) if cell.fitted else (None, None)
     shards = [
-        score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, start, fitted)
+        score_shard.submit(model, cell, noise[start:end], statistics.inception, evaluate, start, fitted_sigmas)
         for start, end in shard_ranges(len(noise), evaluate.batch_size, study.orchestration.fid_shards)
     ]
     row, kept = score(cell, [shard.result() for shard in shards], statistics, inputs.resamples, solution, finer, fit_seconds)
-    record(run, row, kept, solution if cell.reference else None, grid_file)
+    record(run, row, kept, solution if cell.reference else None, samples_png)
     return row, kept, solution, False
 
 
-def said(configuration, row, reused):
+def cell_line(configuration, row, reused):
     """The log line of an evaluated cell: its NFE, FID, ODE error, seconds, and whether it was reused."""
     return (
         f"{configuration}: {row['label']} spent NFE {row['nfe']}: FID {row['fid']:.3f} ± {row['fid_se']:.3f}"
@@ -142,45 +143,47 @@ def said(configuration, row, reused):
     )
 
 
-def evaluate_grid(study, config, training, model, statistics, inputs, where, workspace, log):
+def evaluate_cells(study, config, training, model, statistics, inputs, parent, workspace, log):
     """(rows, label -> kept samples) of every cell of the configuration's grid from the shared
     `inputs`, in order (references first), each logged under its series in the configuration's run
-    `where` (client, experiment id, run id); the series become current once all are done."""
-    client, experiment_id, run_id = where
+    `parent` (`tasks.record.tracking.ConfigurationRun`); the series become current once all are done."""
     folder, digest = workspace.results(config.name), tensors_digest(model.state_dict())
     feature_space = feature_space_digest(study.features, workspace.features / "statistics.pt")
-    tags, grid = {**axis_tags(study, config), "model": digest}, cells(study.grid(config), config.name)
-    identities = {cell.label: cell_identity(study, cell, digest, feature_space) for cell in grid}
-    series = open_series(client, experiment_id, run_id, config.name, grid, identities, tags)
+    tags, every_cell = {**axis_tags(study, config), "model": digest}, cells(study.grid(config), config.name)
+    identities = {cell.label: cell_identity(study, cell, digest, feature_space) for cell in every_cell}
+    series = open_series(*parent, config.name, every_cell, identities, tags)
     rows, samples, solutions = [], {}, {}
-    for cell in tqdm(grid, desc=f"evaluate {config.name}", unit="cell"):
+    for cell in tqdm(every_cell, desc=f"evaluate {config.name}", unit="cell"):
         go_on()
         identity, key = identities[cell.label], cell_key(study, config, training, identities[cell.label], cell.label)
-        run = CellRun(client, experiment_id, key, run_id if cell.reference else series[cell.series], {**tags, "evaluation": identity})
-        grid_file = folder / "samples" / f"{file_name(cell.label)}.png"
-        schedule = schedule_run(study, config, training, cell, digest, where, tags)
-        evaluated = evaluate_cell(cell, model, study, statistics, inputs, solutions, run, grid_file, schedule)
-        row, samples[cell.label], solution, reused = evaluated
+        nests_under = parent.run_id if cell.reference else series[cell.series]
+        run = CellRun(parent.client, parent.experiment_id, key, nests_under, {**tags, "evaluation": identity})
+        samples_png = folder / "samples" / f"{file_name(cell.label)}.png"
+        schedule = schedule_run(study, config, training, cell, digest, parent, tags)
+        row, samples[cell.label], solution, reused = evaluate_cell(
+            cell, model, study, statistics, inputs, solutions, run, samples_png, schedule
+        )
         solutions.update({cell.label: solution} if cell.reference else {})
-        log.info(said(config.name, row, reused))
+        log.info(cell_line(config.name, row, reused))
         rows.append(row)
-    close_series(client, experiment_id, config.name, series, rows)
+    close_series(parent.client, parent.experiment_id, config.name, series, rows)
     return rows, samples
 
 
-@flow(name="evaluate one", description="Sample one trained configuration with every cell of its grid; score with FID, KID and ODE error.")
+@flow(name="evaluate one", description="Sample one trained configuration with every cell of its grid and score each.")
 def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".", overrides: dict[str, Any] | None = None):
     study, workspace, log = load_params(params, overrides), Workspace(root), get_run_logger()
     config = study.configuration(configuration)
     folder, training = workspace.results(config.name), training_identity(config, training_images(workspace))
-    client, experiment_id, run_id = configuration_run(study, config, workspace.root, workspace.artifacts, training)
+    parent = configuration_run(study, config, workspace.root, workspace.artifacts, training)
+    client, experiment_id, run_id = parent
     if failure := workspace.divergence(config.name):
         log.error(f"{config.name}: not evaluated, its training diverged: {failure}")
         return finish_run(client, run_id, write([], workspace.data_floor(), folder, training, failure), "FAILED")
     statistics, sample_shape = load_real_statistics(study.features, workspace.features / "statistics.pt", device=device())
     model = load_model(config, workspace.checkpoints(config.name), sample_shape, fingerprint=training, device=device(), log=log.info)
-    inputs, where = shared_inputs(study.evaluate, sample_shape), (client, experiment_id, run_id)
-    rows, samples = evaluate_grid(study, config, training, model, statistics, inputs, where, workspace, log)
+    inputs = shared_inputs(study.evaluate, sample_shape)
+    rows, samples = evaluate_cells(study, config, training, model, statistics, inputs, parent, workspace, log)
     for clipping in dict.fromkeys(row["clipping"] for row in rows):
         check_convergence(log, f"{config.name} ({clipping})", [row for row in rows if row["clipping"] == clipping])
     save_series_view(client, experiment_id, config.name)
@@ -188,8 +191,8 @@ def evaluate_one(configuration: str, params: str = "params.yaml", root: str = ".
     finish_run(client, run_id, write(rows, workspace.data_floor(), folder, training, samples=samples, noise_levels=levels))
     create_table_artifact(cells_table(rows), key=artifact_key("cells", config.name), description=f"{config.name}: every cell")
     link = mlflow_link(client.tracking_uri, experiment_id, config.name)
-    said = "FID, KID and ODE error against NFE"
-    create_link_artifact(link, link_text=f"{config.name} in MLflow", key=artifact_key("mlflow", config.name), description=said)
+    description = f"{charted()} against NFE"
+    create_link_artifact(link, link_text=f"{config.name} in MLflow", key=artifact_key("mlflow", config.name), description=description)
 
 
 @flow(name="evaluate", description="Sample and score every trained configuration (or those named), at once.")

@@ -5,6 +5,7 @@ Each entry is `f(x0, **options)` on a batch of estimates [B, ...]."""
 import torch
 from torch import nn
 
+from .broadcast import per_sample
 from .tables import choose
 
 
@@ -21,8 +22,7 @@ def clip(x0):
 def dynamic_threshold(x0, *, percentile=0.995):
     """Dynamic thresholding (Saharia et al. 2022, Sec. 2.3): s = the `percentile` of |x0| per sample,
     at least 1; x0 clamped to [-s, s], then divided by s."""
-    s = torch.quantile(x0.abs().flatten(1).float(), percentile, dim=1).clamp(min=1).to(x0.dtype)
-    s = s.reshape(-1, *([1] * (x0.dim() - 1)))
+    s = per_sample(torch.quantile(x0.abs().flatten(1).float(), percentile, dim=1).clamp(min=1), x0)
     return x0.clamp(-s, s) / s
 
 

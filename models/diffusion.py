@@ -7,14 +7,10 @@ configuration; `models.objectives.Objective` is its training loss.
 import torch
 from torch import nn
 
+from .broadcast import per_sample
 from .conditioning import CONDITIONINGS
 from .parameterizations import PARAMETERIZATIONS
 from .tables import choose
-
-
-def per_sample(sigma, x):
-    """sigma of shape [B] broadcast over x's trailing dimensions."""
-    return sigma.reshape(-1, *([1] * (x.dim() - 1))).to(x.dtype)
 
 
 class DiffusionModel(nn.Module):

@@ -5,6 +5,10 @@ index, a scaled time or EDM's `c_noise = log(sigma) / 4`; the caller decides) to
 like `x`. The scalar is embedded (sinusoidal or random Fourier features) and mapped by a small MLP
 to a conditioning vector that every block adds as a per-channel bias (Ho et al. 2020, App. B;
 Karras et al. 2022, App. F.2).
+
+The options params.yaml gives a network are checked against their declaration (`models.axes`:
+`UNetOptions`, `MLPOptions`) before any network is built; the networks check what the data decides
+(in_channels, dim, the input's size) and the rule between options (groups dividing every width).
 """
 
 import math
@@ -12,6 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .tables import choose
 
 
 def _require(ok, name, value, allowed):
@@ -27,10 +33,6 @@ def _require_positive(**sizes):
 
 def _require_positive_even(name, value):
     _require(isinstance(value, int) and value > 0 and value % 2 == 0, name, value, "a positive even integer")
-
-
-def _require_dropout(dropout):
-    _require(0 <= dropout < 1, "dropout", dropout, "a probability in [0, 1)")
 
 
 def _zero_initialized(layer):
@@ -79,9 +81,7 @@ EMBEDDINGS = {"positional": PositionalEmbedding, "fourier": FourierEmbedding}
 def conditioning_network(embedding, dim):
     """Embedding of c -> Linear -> SiLU -> Linear -> SiLU, giving the conditioning vector [B, dim]
     that each block projects to its own bias (DDPM's temb; EDM's map_layer0/1)."""
-    _require(embedding in EMBEDDINGS, "embedding", embedding, sorted(EMBEDDINGS))
-    _require_positive_even("embedding_dim", dim)
-    return nn.Sequential(EMBEDDINGS[embedding](dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
+    return nn.Sequential(choose(EMBEDDINGS, "embedding", embedding)(dim), nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
 
 
 class ResidualBlock(nn.Module):
@@ -160,16 +160,9 @@ class UNet(nn.Module):
     ):
         super().__init__()
         embedding_dim = 4 * channels if embedding_dim is None else embedding_dim
-        _require_positive(in_channels=in_channels, channels=channels, num_blocks=num_blocks, groups=groups)
-        _require(
-            isinstance(channel_mult, (list, tuple)) and len(channel_mult) > 0 and all(isinstance(m, int) and m > 0 for m in channel_mult),
-            "channel_mult",
-            channel_mult,
-            "a non-empty list or tuple of positive integers",
-        )
+        _require_positive(in_channels=in_channels)
         widths = [channels * m for m in channel_mult]
         _require(all(w % groups == 0 for w in widths), "groups", groups, f"a divisor of every resolution's channel count {widths}")
-        _require_dropout(dropout)
         self.downsampling = 2 ** (len(widths) - 1)
 
         def blocks(in_channels, out_channels):
@@ -220,8 +213,7 @@ class MLP(nn.Module):
 
     def __init__(self, dim, hidden=128, depth=3, embedding="positional", embedding_dim=64, dropout=0.0):
         super().__init__()
-        _require_positive(dim=dim, hidden=hidden, depth=depth)
-        _require_dropout(dropout)
+        _require_positive(dim=dim)
         self.cond = conditioning_network(embedding, embedding_dim)
         self.layers = nn.ModuleList(nn.Linear(dim if i == 0 else hidden, hidden) for i in range(depth))
         self.cond_biases = nn.ModuleList(nn.Linear(embedding_dim, hidden) for _ in range(depth))

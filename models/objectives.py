@@ -13,7 +13,7 @@ parameterization's target.
 
 import torch
 
-from .diffusion import per_sample
+from .broadcast import per_sample
 from .parameterizations import target
 from .tables import choose
 

@@ -22,7 +22,7 @@ from scipy.optimize import minimize
 from .solvers import SOLVERS
 from .step_schedules import karras, snap
 
-SEARCH_BINS = 8  # at most: the free log-sigma increments of the search (`grid`), whatever the number of steps
+SEARCH_BINS = 8  # at most: the free log-sigma increments of the search (`piecewise`), whatever the number of steps
 MODEL_BINS = 5  # at most: the increments of a grid the search fits by a quadratic model (COBYQA, `increments`)
 TEACHER_STEPS = 128  # at least: EDM's Heun at NFE 255, the study's converged reference (params.yaml)
 
@@ -80,7 +80,7 @@ def gits(denoiser, solver, x, noise_schedule, num_steps, candidates, evaluations
     return sigmas[cheapest_path(cost, num_steps)]
 
 
-def grid(parameters, sigma_max, log_range, num_steps):
+def piecewise(parameters, sigma_max, log_range, num_steps):
     """The grid of a search point: the first len - 1 parameters are log masses of equal bins of the
     step index's ramp (a piecewise-linear, increasing map onto the log-sigma drop), the last the log of
     the drop, at most the model's `log_range`; sigma_max first, 0 appended."""
@@ -101,7 +101,7 @@ def increments(parameters, sigma_max, log_range, num_steps):
 
 def search(denoiser, solver, x, noise_schedule, num_steps, candidates, evaluations):
     """The grid that minimizes the solver's end-point distance to the teacher, by Powell's method over
-    `grid`'s parameters (num_steps - 1 bins, `SEARCH_BINS` at most), from the best of Karras
+    `piecewise`'s parameters (num_steps - 1 bins, `SEARCH_BINS` at most), from the best of Karras
     grids at rho 1, 3, 7 ending at 5 low ends of the model's range, within `evaluations` solver runs.
     A grid of `MODEL_BINS` steps or fewer, every sigma free, is searched over `increments` by COBYQA
     (Ragonneau & Zhang 2023), whose quadratic model of the few parameters reaches the optimum in far
@@ -110,8 +110,8 @@ def search(denoiser, solver, x, noise_schedule, num_steps, candidates, evaluatio
     log_max, log_min = math.log(noise_schedule.sigma_max), math.log(noise_schedule.sigma_min)
     log_range, bins = log_max - log_min, min(num_steps - 1, SEARCH_BINS)
 
-    def error(parameters, to_grid):
-        sigmas = to_grid(parameters, noise_schedule.sigma_max, log_range, num_steps)
+    def error(parameters, to_sigmas):
+        sigmas = to_sigmas(parameters, noise_schedule.sigma_max, log_range, num_steps)
         return distance(solver(denoiser, x, sigmas), target) if (sigmas[:-1].diff() < 0).all() else math.inf
 
     def start(rho, low):
@@ -121,13 +121,13 @@ def search(denoiser, solver, x, noise_schedule, num_steps, candidates, evaluatio
     starts = [start(rho, log_min + f * log_range) for rho in (1.0, 3.0, 7.0) for f in (0.0, 0.1, 0.2, 0.3, 0.4)]
     if bins <= MODEL_BINS:  # num_steps - 1 free sigmas: their log drops, the last of start's parameters dropped
         starts = [point[:-1] for point in starts]
-        to_grid, method, options = increments, "COBYQA", dict(initial_tr_radius=0.5, final_tr_radius=1e-3)
+        to_sigmas, method, options = increments, "COBYQA", dict(initial_tr_radius=0.5, final_tr_radius=1e-3)
     else:
-        to_grid, method, options = grid, "Powell", dict(xtol=1e-3, ftol=1e-4)
-    errors = [error(point, to_grid) for point in starts]
+        to_sigmas, method, options = piecewise, "Powell", dict(xtol=1e-3, ftol=1e-4)
+    errors = [error(point, to_sigmas) for point in starts]
     first = starts[int(np.argmin(errors))]
-    found = minimize(error, first, args=(to_grid,), method=method, options=dict(maxfev=evaluations - len(starts), **options))
-    return to_grid(found.x if found.fun <= min(errors) else first, noise_schedule.sigma_max, log_range, num_steps)
+    found = minimize(error, first, args=(to_sigmas,), method=method, options=dict(maxfev=evaluations - len(starts), **options))
+    return to_sigmas(found.x if found.fun <= min(errors) else first, noise_schedule.sigma_max, log_range, num_steps)
 
 
 METHODS = {"search": search, "gits": gits}

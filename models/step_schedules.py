@@ -116,7 +116,7 @@ def step_schedule(name, num_steps, noise_schedule, *, sigma_min=None, sigma_max=
     return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
-def grid_for_budget(solver, nfe_budget, name, noise_schedule, **options):
+def sigmas_for_budget(solver, nfe_budget, name, noise_schedule, **options):
     """The finest grid of step schedule `name` whose cost under `solver` fits in `nfe_budget`.
 
     Returns (sigmas, nfe actually spent). On a discrete model snapping can merge steps, so the

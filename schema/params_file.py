@@ -25,7 +25,7 @@ def missing_files(study):
     dataset read from files (a folder, which download may create) and Inception's weights file.
     Relative paths are relative to the current directory, where stages run and open them."""
     data, features = study.data, study.features
-    if data.dataset in ("mnist", "cifar10"):
+    if data.entry.files:
         root = Path(data.root)
         if root.exists() and not root.is_dir():
             yield ("data", "root"), data.root, f"{str(root.resolve())!r} is not a folder; allowed: a folder for the {data.dataset} files"

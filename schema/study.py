@@ -10,7 +10,7 @@ model's fails here, not after training.
 
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from models import choices
 from models.options import Problems, refuse
@@ -18,21 +18,33 @@ from models.step_schedules import step_schedule  # for the check only (tasks/com
 from models.tables import choose
 
 from .configurations import Section, Train, built
+from .datasets import DATASET_ENTRIES
 
 
 class Data(Section):
-    """The dataset: the embedded digits (default), or MNIST or CIFAR-10 from the files in `root`
-    (fetched there first when `download` is true)."""
+    """The dataset, an entry of `schema.datasets.DATASET_ENTRIES`: the embedded digits (default), or
+    one read from the files in `root` (fetched there first when `download` is true); the digits are
+    split by `test_fraction` and `seed`, the others have their published test sets."""
 
-    dataset: Literal["digits", "mnist", "cifar10"] = "digits"
+    dataset: str = "digits"
     root: str | None = None
     download: bool = False
     test_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
 
+    @field_validator("dataset")
+    @classmethod
+    def known(cls, dataset):
+        choose(DATASET_ENTRIES, "dataset", dataset)
+        return dataset
+
+    @property
+    def entry(self):
+        return DATASET_ENTRIES[self.dataset]
+
     @model_validator(mode="after")
-    def root_for_downloaded_data(self):
-        if self.dataset in ("mnist", "cifar10") and self.root is None:
+    def root_for_data_from_files(self):
+        if self.entry.files and self.root is None:
             refuse([(("root",), None, f"dataset {self.dataset!r} needs data.root: the folder that holds its files")])
         return self
 
@@ -220,6 +232,10 @@ class Study(Section):
     def grid(self, config):
         """The sampling grid of configuration `config`."""
         return self.evaluate.grid(config.grid)
+
+    def compared(self):
+        """The configurations sampled on the default grid: the solver comparison."""
+        return [name for name, config in self.train.configurations.items() if config.grid is None]
 
     def configuration(self, name):
         """The configuration `name`, or a clear error with the names there are."""

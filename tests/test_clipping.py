@@ -11,7 +11,7 @@ from models.clipping import Clipped, clip, dynamic_threshold
 from models.noise_schedules import EDM
 from schema.study import Evaluate
 from tasks.compute.cells import cells
-from tasks.compute.sample import grid, sample
+from tasks.compute.sample import sample, sigmas_for
 
 
 def test_clip_clamps_to_the_data_range():
@@ -45,7 +45,7 @@ def test_every_solver_samples_the_clipped_estimate(solver):
     (each step into sigma = 0 returns the data estimate, which the wrapper clipped)."""
     noise = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     budget = max(4, DECLARED[solver].nfe(2))
-    sigmas, _ = grid(Constant(5.0), solver, "karras", budget)
+    sigmas, _ = sigmas_for(Constant(5.0), solver, "karras", budget)
     plain = sample(Constant(5.0), solver, sigmas, noise, seed=0, batch_size=4)[0]
     clipped = sample(Constant(5.0), solver, sigmas, noise, seed=0, batch_size=4, clipping="clip")[0]
     assert torch.allclose(clipped, torch.ones_like(clipped), atol=1e-4), (solver, clipped.flatten()[:4])

@@ -11,14 +11,17 @@ import tarfile
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
 from models.gaussian_mixture import GaussianMixture
+from schema.datasets import DATASET_ENTRIES
 from schema.study import Data
 from tasks.compute.data import (
     CIFAR10_FOLDER,
     CIFAR10_TEST_FILE,
     CIFAR10_TRAIN_FILES,
     CIFAR10_URL,
+    DATASETS,
     MNIST_FILES,
     MNIST_URL,
     fetch,
@@ -230,3 +233,24 @@ def test_the_prepare_stage_splits_the_digits_as_declared():
 def test_the_prepare_stage_reads_mnist_from_its_root_and_names_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte"):
         prepare(Data(dataset="mnist", root=str(tmp_path)))
+
+
+def test_every_declared_dataset_has_a_loader_and_no_loader_is_undeclared():
+    assert list(DATASETS) == list(DATASET_ENTRIES)
+
+
+def test_each_loader_gives_its_declared_shape_and_split(tmp_path):
+    write_cifar_batches(tmp_path / "cifar" / CIFAR10_FOLDER)
+    (tmp_path / "mnist").mkdir()
+    for name in MNIST_FILES:
+        write_idx(tmp_path / "mnist" / name, np.zeros((2, 28, 28) if "images" in name else (2,)), compress=False)
+    for name, entry in DATASET_ENTRIES.items():
+        data = prepare(Data(dataset=name, root=str(tmp_path / name.removesuffix("10")) if entry.files else None))
+        assert tuple(data.train_images.shape[1:]) == tuple(data.test_images.shape[1:]) == entry.shape, name
+
+
+def test_an_unknown_dataset_is_refused_naming_those_there_are():
+    with pytest.raises(
+        ValidationError, match=r"'digit' is not a dataset; allowed: \['cifar10', 'digits', 'mnist'\]; did you mean 'digits'"
+    ):
+        Data(dataset="digit")

@@ -32,12 +32,12 @@ from flows.report import report_study
 from flows.runtime.cli import main
 from flows.study import run_study
 from schema.params_file import load_params
-from tasks.compute.cells import cells, fitted_grid
+from tasks.compute.cells import cells, fit_sigmas
 from tasks.compute.data import save_dataset
 from tasks.compute.train import load_trained
 from tasks.record.prefect_artifacts import mlflow_link
 from tasks.record.tracking import open_experiment
-from tasks.report.page import SECTIONS
+from tasks.report.outputs import sections
 from tasks.report.results import StaleResults
 from tasks.workspace import Workspace
 from tests.conftest import TINY
@@ -161,10 +161,10 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
         browser.offline()
         browser.open(page.resolve().as_uri())
         shown = browser.evaluate(SHOWN)
-    figures = [file for _, files in SECTIONS for file in files if file.endswith(".png")]
+    figures = [file for _, files in sections() for file in files if file.endswith(".png")]
     assert shown["images"] == shown["loaded"] == len(figures) + 1 == 8  # and tiny's convergence picture
     markdown_tables = sum(path.read_text().count("\n|---") for path in workspace.reports.glob("*.md"))
-    assert shown["tables"] == markdown_tables + 1 and shown["sections"] == len(SECTIONS) + 1  # best.csv; the MLflow links
+    assert shown["tables"] == markdown_tables + 1 and shown["sections"] == len(sections()) + 1  # best.csv; the MLflow links
     assert shown["links"] == [mlflow_link(f"sqlite:///{tmp_path / 'mlflow.db'}", experiment_id, "tiny")]
     store = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (report_run,) = store.search_runs([experiment_id], "tags.report = 'true'")
@@ -272,7 +272,7 @@ def test_an_optimized_step_schedule_is_fitted_once_logged_and_read_back_bit_for_
     study = load_params(str(params))
     cell = next(cell for cell in cells(study.grid(study.configuration("tiny")), "tiny") if cell.fitted)
     model = load_trained(study.configuration("tiny"), workspace.checkpoints("tiny"), (1, 8, 8), log=lambda message: None)
-    again, _ = fitted_grid(model, cell, study.evaluate, (1, 8, 8))
+    again, _ = fit_sigmas(model, cell, study.evaluate, (1, 8, 8))
     assert again.tolist() == fitted["sigmas"]  # fitted anew: bit for bit
     state = evaluate_one(
         configuration="tiny", params=str(params), root=str(tmp_path), overrides={"evaluate.bootstrap": 50}, return_state=True

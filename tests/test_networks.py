@@ -6,7 +6,9 @@ import re
 
 import pytest
 import torch
+from pydantic import ValidationError
 
+from models.choices import NetworkChoice
 from models.networks import (
     EMBEDDINGS,
     MLP,
@@ -162,16 +164,8 @@ def test_parameter_count_counts_trainable_parameters_only():
     [
         (lambda: UNet(embedding="sine"), "embedding", "sine"),
         (lambda: UNet(groups=5), "groups", 5),
-        (lambda: UNet(channels=0), "channels", 0),
         (lambda: UNet(in_channels=-1), "in_channels", -1),
-        (lambda: UNet(num_blocks=0), "num_blocks", 0),
-        (lambda: UNet(channel_mult=()), "channel_mult", ()),
-        (lambda: UNet(channel_mult=(1, 0)), "channel_mult", (1, 0)),
-        (lambda: UNet(dropout=1.0), "dropout", 1.0),
-        (lambda: UNet(embedding_dim=7), "embedding_dim", 7),
         (lambda: MLP(0), "dim", 0),
-        (lambda: MLP(2, hidden=0), "hidden", 0),
-        (lambda: MLP(2, depth=-1), "depth", -1),
         (lambda: MLP(2, embedding="learned"), "embedding", "learned"),
         (lambda: PositionalEmbedding(7), "dim", 7),
         (lambda: PositionalEmbedding(8, max_positions=0), "max_positions", 0),
@@ -179,8 +173,27 @@ def test_parameter_count_counts_trainable_parameters_only():
     ],
 )
 def test_invalid_arguments_raise_a_value_error_naming_them(make, name, value):
-    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}")):
+    with pytest.raises(ValueError, match=re.escape(f"{name}={value!r}") if name != "embedding" else re.escape(f"{value!r} is not a")):
         make()
+
+
+@pytest.mark.parametrize(
+    "network, options, key",
+    [
+        ("unet", {"channels": 0}, "channels"),
+        ("unet", {"num_blocks": 0}, "num_blocks"),
+        ("unet", {"channel_mult": []}, "channel_mult"),
+        ("unet", {"channel_mult": [1, 0]}, "channel_mult"),
+        ("unet", {"dropout": 1.0}, "dropout"),
+        ("unet", {"embedding_dim": 7}, "embedding_dim"),
+        ("unet", {"groups": 0}, "groups"),
+        ("mlp", {"hidden": 0}, "hidden"),
+        ("mlp", {"depth": -1}, "depth"),
+    ],
+)
+def test_declared_options_are_checked_by_their_declaration_before_a_network_is_built(network, options, key):
+    with pytest.raises(ValidationError, match=key):
+        NetworkChoice(name=network, options=options)
 
 
 def test_unet_rejects_images_it_cannot_downsample():

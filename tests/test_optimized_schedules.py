@@ -14,10 +14,10 @@ from models.gaussian_mixture import GaussianMixture
 from models.noise_schedules import EDM
 from models.optimized_schedules import cheapest_path, optimized_step_schedule
 from models.solvers import SOLVERS
-from models.step_schedules import grid_for_budget, step_schedule
+from models.step_schedules import sigmas_for_budget, step_schedule
 from schema.study import Evaluate
 from tasks.compute.cells import cells
-from tasks.compute.sample import calibration_noise, initial_noise
+from tasks.compute.sample import stream_noise
 from tasks.report.analysis import schedule_comparison
 from tasks.report.markdown import schedules_markdown
 
@@ -70,7 +70,9 @@ def test_an_optimized_grid_is_valid_spends_the_budget_and_beats_every_fixed_sche
     _, calls = SOLVERS[solver].count_calls(MIXTURE.denoiser, x * SCHEDULE.sigma_max, sigmas)
     assert calls == budget
     fixed = [("karras", {"rho": rho}) for rho in (5.0, 7.0, 9.0)] + [("logsnr_uniform", {}), ("time_uniform", {}), ("ays_gaussian", {})]
-    best = min(error(solver, grid_for_budget(SOLVERS[solver], budget, name, SCHEDULE, **options)[0], x, target) for name, options in fixed)
+    best = min(
+        error(solver, sigmas_for_budget(SOLVERS[solver], budget, name, SCHEDULE, **options)[0], x, target) for name, options in fixed
+    )
     assert error(solver, sigmas, x, target) < 0.6 * best
 
 
@@ -101,7 +103,7 @@ def test_k_diffusion_samples_with_an_optimized_grid_as_our_solver_does(evaluatio
 
 def test_calibration_noise_is_none_of_the_evaluation_noise():
     """Drawn from a stream of its own: no calibration noise is any sample's initial noise."""
-    evaluation, calibration = initial_noise(1000, (1, 8, 8), seed=0), calibration_noise(64, (1, 8, 8), seed=0)
+    evaluation, calibration = stream_noise(1000, (1, 8, 8), 0, "initial noise"), stream_noise(64, (1, 8, 8), 0, "calibration")
     distances = torch.cdist(calibration.flatten(1), evaluation.flatten(1))
     assert distances.min() > 1.0
 

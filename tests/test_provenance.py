@@ -109,7 +109,7 @@ from .. import axes
 
 
 def late():
-    from tasks.report.sample_images import sample_grid
+    from tasks.report.sample_images import save_samples_png
 """
     modules = imported_modules(source, "models.solvers")
     assert {"models.fid", "models.solvers.contract", "models.axes", "tasks.report.sample_images"} <= set(modules)

@@ -8,12 +8,15 @@ import math
 import matplotlib.image
 import pytest
 import torch
+import yaml
 
+from tasks.compute.provenance import PROJECT
 from tasks.files import write_csv, write_json
 from tasks.report.analysis import ablation_table, best_per_budget, convergence_checks, measured_orders, summary
 from tasks.report.figures import fid_vs_nfe_figure, save_figure
 from tasks.report.markdown import ablation_markdown, orders_markdown
-from tasks.report.sample_images import sample_grid, sample_grid_array
+from tasks.report.outputs import OUTPUTS, sections
+from tasks.report.sample_images import save_samples_png, tiled_samples
 from tasks.report.study_figures import ablations_figure
 
 
@@ -69,7 +72,7 @@ def test_gray_grid_layout_and_colours():
     images = torch.full((16, 1, 8, 8), -1.0)
     images[5] = 1.0  # row 1, column 1
     images[15] = 7.0  # clipped to white
-    pixels = sample_grid_array(images, columns=4)
+    pixels = tiled_samples(images, columns=4)
     assert pixels.shape == (35, 35, 3)
     assert (pixels[0:8, 0:8] == 0).all()  # -1 is black
     assert (pixels[9:17, 9:17] == 255).all()  # 1 is white
@@ -80,16 +83,16 @@ def test_gray_grid_layout_and_colours():
 def test_a_grid_png_is_the_grid_upscaled_nearest_neighbour_under_its_caption(tmp_path):
     images = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(0)) * 2 - 1
     path = tmp_path / "nested" / "grid.png"
-    sample_grid(images, path, columns=4, caption="edm: heun / karras, NFE 7\nFID 5.00 ± 0.20")
+    save_samples_png(images, path, columns=4, caption="edm: heun / karras, NFE 7\nFID 5.00 ± 0.20")
     assert path.read_bytes().startswith(b"\x89PNG")
     assert [p.name for p in path.parent.iterdir()] == ["grid.png"]
     pixels = (matplotlib.image.imread(path)[..., :3] * 255).round()
-    upscaled = sample_grid_array(images, columns=4).repeat(15, axis=0).repeat(15, axis=1)  # 35 px x 15 >= 512
+    upscaled = tiled_samples(images, columns=4).repeat(15, axis=0).repeat(15, axis=1)  # 35 px x 15 >= 512
     top = pixels.shape[0] - upscaled.shape[0]
     assert pixels.shape[1] == upscaled.shape[1] == 525 and top > 0
     assert (pixels[top:] == upscaled).all()  # every pixel a 15 x 15 block
     assert (pixels[:top] < 128).any()  # the caption's text above the grid
-    sample_grid(images, path, columns=4)
+    save_samples_png(images, path, columns=4)
     assert matplotlib.image.imread(path).shape[:2] == (525, 525)
 
 
@@ -97,7 +100,7 @@ def test_rgb_grid_keeps_channels_and_fills_empty_slots():
     images = torch.full((5, 3, 4, 6), -1.0)
     images[:, 0] = 1.0  # pure red
     images[0, 1] = math.nan  # drawn mid-gray
-    grid = sample_grid_array(images)  # ceil(sqrt(5)) = 3 columns, 2 rows
+    grid = tiled_samples(images)  # ceil(sqrt(5)) = 3 columns, 2 rows
     assert grid.dtype.name == "uint8" and grid.shape == (2 * 5 - 1, 3 * 7 - 1, 3)
     assert (grid[0:4, 7:13] == [255, 0, 0]).all()
     assert (grid[0:4, 0:6, 1] == 128).all()
@@ -106,30 +109,30 @@ def test_rgb_grid_keeps_channels_and_fills_empty_slots():
 
 def test_grid_refuses_other_channel_counts():
     with pytest.raises(ValueError, match="shape"):
-        sample_grid_array(torch.zeros(2, 2, 4, 4))
+        tiled_samples(torch.zeros(2, 2, 4, 4))
 
 
 def test_figure_has_a_panel_per_configuration_and_a_line_per_cell(tmp_path):
-    figure = fid_vs_nfe_figure(ROWS, floors={"edm": 1.0, "ddpm": 1.5})
+    figure = fid_vs_nfe_figure(ROWS, floor=1.25)
     panels = figure.get_axes()
     assert [axes.get_title() for axes in panels] == ["edm", "ddpm"]
     for axes in panels:
         assert axes.get_xscale() == "log" and axes.xaxis.get_transform().base == 2
         assert axes.get_legend() is not None
     labels = [line.get_label() for line in panels[0].get_lines()]
-    assert labels == ["euler / karras", "heun / karras", "euler / uniform", "reference (heun, NFE 255): FID 2", "data floor: FID 1"]
+    assert labels == ["euler / karras", "heun / karras", "euler / uniform", "reference (heun, NFE 255): FID 2", "data floor: FID 1.25"]
     assert [tick.get_text() for tick in panels[0].get_xticklabels()] == ["4", "8", "16"]
     assert panels[0].get_xlim()[0] < 3 and panels[0].get_xlim()[1] > 16  # no marker on the frame
     assert list(panels[0].get_lines()[1].get_xdata()) == [3, 15]  # the NaN at NFE 7 is left out
     assert panels[0].get_yscale() == "log"  # 1 .. 40 spans more than 10x
-    assert panels[1].get_yscale() == "linear"  # 1.5 .. 12 does not
+    assert panels[1].get_yscale() == "linear"  # 1.25 .. 12 does not
     path = tmp_path / "figures" / "fid_vs_nfe.png"
     save_figure(figure, path)
     assert path.read_bytes().startswith(b"\x89PNG")
 
 
-def test_single_floor_is_drawn_in_every_panel():
-    figure = fid_vs_nfe_figure(ROWS, floors=1.25)
+def test_the_floor_is_drawn_in_every_panel():
+    figure = fid_vs_nfe_figure(ROWS, floor=1.25)
     assert all(axes.get_lines()[-1].get_label() == "data floor: FID 1.25" for axes in figure.get_axes())
 
 
@@ -188,7 +191,7 @@ def test_csv_reads_back(tmp_path):
 
 def test_a_failed_configuration_gets_a_panel_and_a_summary_entry_saying_why():
     failures = {"unstable": "configuration 'unstable' diverged at step 3: loss is nan"}
-    figure = fid_vs_nfe_figure(ROWS, floors=0.5, failures=failures)
+    figure = fid_vs_nfe_figure(ROWS, floor=0.5, failures=failures)
     panels = {axes.get_title(): axes for axes in figure.axes}
     assert set(panels) == {"edm", "ddpm", "unstable"}
     assert not panels["unstable"].get_lines() and "diverged at step 3" in panels["unstable"].texts[0].get_text().replace("\n", " ")
@@ -356,3 +359,28 @@ def test_the_ablation_figure_puts_each_axis_entries_side_by_side_against_the_see
     assert len(bands) == 2 and first.get_xscale() == "log"
     (reference_band,) = [band for band in bands if "reference" in band.get_label()]
     assert reference_band.get_x() == pytest.approx(9.0) and reference_band.get_width() == pytest.approx(3.0)  # 9 .. 12
+
+
+def report_outs(dvc):
+    """{file under reports/: "out", "plot" or "metrics"} of dvc.yaml's report stage."""
+    stage = dvc["stages"]["report"]
+    kind = lambda out: "out" if isinstance(out, str) else "plot" if not next(iter(out.values())).get("cache", True) else "out"
+    outs = {(out if isinstance(out, str) else next(iter(out))): kind(out) for out in stage["outs"]}
+    outs |= {next(iter(metric)) if isinstance(metric, dict) else metric: "metrics" for metric in stage.get("metrics", [])}
+    return {path.removeprefix("reports/"): how for path, how in outs.items()}
+
+
+def test_dvc_keeps_exactly_the_reports_outputs_as_declared():
+    assert report_outs(yaml.safe_load((PROJECT / "dvc.yaml").read_text())) == {output.file: output.dvc for output in OUTPUTS}
+
+
+def test_a_declared_output_missing_from_dvc_yaml_is_seen():
+    dvc = yaml.safe_load((PROJECT / "dvc.yaml").read_text())
+    dvc["stages"]["report"]["outs"].remove("reports/ablations.png")
+    assert report_outs(dvc) != {output.file: output.dvc for output in OUTPUTS}
+
+
+def test_the_page_shows_every_output_with_a_section_in_the_declared_order():
+    shown = [file for _, files in sections() for file in files]
+    assert shown == [output.file for output in OUTPUTS if output.section]
+    assert [title for title, _ in sections()] == list(dict.fromkeys(output.section for output in OUTPUTS if output.section))

@@ -1,5 +1,7 @@
-"""A cell's row is one typed record (`tasks.compute.rows.CellRow`): a field added to it alone, and computed,
-reaches fid.csv, the report's CSV and the MLflow cell run, and comes back when the cell is reused."""
+"""A cell's row is one typed record (`tasks.compute.rows.CellRow`): a field added to it alone, and
+computed, reaches fid.csv, the report's CSV and the MLflow cell run, and comes back when the cell is
+reused; a score reaches the series run, the saved chart view, the Prefect cells table, best.csv, the
+summary and the ablation tables."""
 
 import csv
 from typing import Annotated
@@ -11,8 +13,11 @@ from mlflow import MlflowClient
 from schema.study import Evaluate
 from tasks.compute import rows
 from tasks.compute.cells import cells
-from tasks.record.cell_runs import SAVED
-from tasks.record.tracking import experiment, log_cell, logged_cell, run_for, tracking_uri
+from tasks.record.mlflow_views import line_chart, series_view_state
+from tasks.record.prefect_artifacts import cells_table
+from tasks.record.tracking import experiment, log_cell, log_series, logged_cell, run_for, tracking_uri
+from tasks.report.analysis import ablation_columns, ablation_table, best_per_budget, summary
+from tasks.report.markdown import ablation_markdown
 from tasks.report.results import write_results
 
 MEASURED = dict(
@@ -35,6 +40,15 @@ class WithHalf(rows.CellRow):
     fid_half: Annotated[float, rows.CSV, rows.CELL_METRIC]
 
 
+class WithSharpness(rows.CellRow):
+    sharpness: Annotated[float, rows.CSV, rows.CELL_METRIC, rows.SERIES_METRIC, rows.CHART, rows.TABLE, rows.Score("sharpness")]
+    sharpness_se: Annotated[float, rows.CSV, rows.CELL_METRIC, rows.SERIES_METRIC]
+    sharpness_bootstrap: list[float]
+
+
+SHARPNESS = dict(sharpness=0.25, sharpness_se=0.01, sharpness_bootstrap=[0.24, 0.26])
+
+
 def test_a_field_added_to_the_row_alone_reaches_fid_csv_and_the_mlflow_cell_run_and_comes_back(tmp_path, monkeypatch):
     monkeypatch.setattr(rows, "CellRow", WithHalf)
     reference, cell = cells(Evaluate(solvers=["euler"], step_schedules=["karras"], nfe=[4], reference_nfe=7), "tiny")
@@ -53,7 +67,31 @@ def test_a_field_added_to_the_row_alone_reaches_fid_csv_and_the_mlflow_cell_run_
     run_id = log_cell(client, experiment_id, run_for(client, experiment_id, "study/tiny", "tiny"), "study/tiny/cell", row, {})
     assert client.get_run(run_id).data.metrics["fid_half"] == 5.0
     _, metrics = logged_cell(client, experiment_id, "study/tiny/cell")
-    assert cell.row(**{key: row[key] for key in SAVED}, **rows.from_metrics(metrics)) == row  # read back, as a reused cell
+    assert cell.row(**{key: row[key] for key in rows.in_cell_file()}, **rows.from_metrics(metrics)) == row  # read back, as a reused cell
+
+
+def test_a_score_added_to_the_row_alone_reaches_every_file_run_view_and_table(tmp_path, monkeypatch):
+    monkeypatch.setattr(rows, "CellRow", WithSharpness)
+    reference, cell = cells(Evaluate(solvers=["euler"], step_schedules=["karras"], nfe=[4], reference_nfe=7), "tiny")
+    own = [reference.row(**MEASURED, **SHARPNESS), cell.row(**MEASURED, **{**SHARPNESS, "sharpness": 0.5})]
+    other = [{**row, "configuration": "other"} for row in own]
+    assert "sharpness_bootstrap" in rows.in_cell_file()
+    client = MlflowClient(tracking_uri(tmp_path))
+    experiment_id = experiment(client, "study", tmp_path / "artifacts")
+    series = run_for(client, experiment_id, "study/tiny/series", "tiny: euler / karras")
+    log_series(client, series, own[1:])
+    assert client.get_run(series).data.metrics["sharpness"] == 0.5
+    view = series_view_state("tiny")
+    assert [chart["metricKey"] for chart in view["compareRunCharts"] if not chart["deleted"]] == ["fid", "kid", "ode_error", "sharpness"]
+    assert view["compareRunCharts"][-1] == line_chart("sharpness_se", deleted=True)
+    assert rows.charted() == "FID, KID, ODE error and sharpness"
+    assert cells_table(own)[1]["sharpness"] == "0.500 ± 0.010"
+    best = best_per_budget(own)
+    assert best[0]["sharpness"] == 0.5 and best[0]["sharpness_se"] == 0.01
+    assert summary(own, 3.0)["configurations"]["tiny"]["reference_sharpness"] == 0.25
+    table = ablation_table(own + other, "seed", ["tiny", "other"], {"tiny": "0", "other": "1"})
+    assert {"reference_sharpness", "reference_sharpness_se", "reference_sharpness_winner"} <= set(ablation_columns())
+    assert table[0]["reference_sharpness"] == 0.25 and "| reference sharpness |" in ablation_markdown([table], 3.0)
 
 
 def test_the_rows_fields_are_what_the_files_and_runs_use():

@@ -9,7 +9,7 @@ from models.noise_schedules import EDM
 from models.solvers import SOLVERS
 from schema.study import Evaluate
 from tasks.compute.cells import Cell, cells
-from tasks.compute.sample import grid, initial_noise, sample
+from tasks.compute.sample import sample, sigmas_for, stream_noise
 
 
 class Oracle:
@@ -29,9 +29,9 @@ class Oracle:
 def test_batching_does_not_change_samples_and_nfe_is_honest(solver):
     """Every solver, deterministic or stochastic, gives each sample the same result in batches of 50, 7
     or 20 starting at sample 10: a stochastic solver draws a sample's noise from that sample's own stream."""
-    noise = initial_noise(50, (2,), seed=0)
+    noise = stream_noise(50, (2,), 0, "initial noise")
     oracle = Oracle()
-    sigmas, _ = grid(oracle, solver, "karras", 10)
+    sigmas, _ = sigmas_for(oracle, solver, "karras", 10)
     whole, nfe, seconds = sample(oracle, solver, sigmas, noise, seed=1, batch_size=50)
     assert nfe <= 10 and oracle.calls == nfe and seconds > 0
     torch.testing.assert_close(sample(Oracle(), solver, sigmas, noise, seed=1, batch_size=7)[0], whole, rtol=1e-6, atol=1e-6)
@@ -40,9 +40,9 @@ def test_batching_does_not_change_samples_and_nfe_is_honest(solver):
 
 
 def test_same_noise_for_every_cell_and_stochastic_cells_depend_on_the_seed():
-    assert torch.equal(initial_noise(10, (1, 8, 8), seed=3), initial_noise(10, (1, 8, 8), seed=3))
-    noise = initial_noise(40, (2,), seed=0)
-    sigmas, _ = grid(Oracle(), "ddpm", "karras", 8)
+    assert torch.equal(stream_noise(10, (1, 8, 8), 3, "initial noise"), stream_noise(10, (1, 8, 8), 3, "initial noise"))
+    noise = stream_noise(40, (2,), 0, "initial noise")
+    sigmas, _ = sigmas_for(Oracle(), "ddpm", "karras", 8)
     a = sample(Oracle(), "ddpm", sigmas, noise, seed=1, batch_size=40)[0]
     b = sample(Oracle(), "ddpm", sigmas, noise, seed=2, batch_size=40)[0]
     assert not torch.equal(a, b)

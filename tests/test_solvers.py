@@ -323,9 +323,9 @@ def test_deterministic_given_the_generator(name):
 
 def test_dpm_solver_3_at_every_small_budget_stays_finite():
     """The diffusers bug class: DPM-Solver-3 at 3n-1 steps or with a duplicated last sigma."""
-    from models.step_schedules import grid_for_budget
+    from models.step_schedules import sigmas_for_budget
 
     for budget in range(1, 31):
-        sigmas, nfe = grid_for_budget(SOLVERS["dpm_solver_3"], budget, "logsnr_uniform", EDM())
+        sigmas, nfe = sigmas_for_budget(SOLVERS["dpm_solver_3"], budget, "logsnr_uniform", EDM())
         out, calls = SOLVERS["dpm_solver_3"].count_calls(MIXTURE.denoiser, torch.randn(4, 2) * SIGMA_MAX, sigmas)
         assert torch.isfinite(out).all() and calls == nfe <= budget

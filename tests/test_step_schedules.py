@@ -10,7 +10,7 @@ import torch
 
 from models.noise_schedules import NOISE_SCHEDULES
 from models.solvers import SOLVERS
-from models.step_schedules import SPACINGS, STEP_SCHEDULES, grid_for_budget, snap, step_schedule
+from models.step_schedules import SPACINGS, STEP_SCHEDULES, sigmas_for_budget, snap, step_schedule
 
 CONTINUOUS = [name for name in NOISE_SCHEDULES if name != "ddpm"]
 # LearnedVP's network and end points are float32, so its time <-> sigma round trip is float32-exact.
@@ -260,15 +260,15 @@ def counted_calls(solver, sigmas):
     return calls
 
 
-def fitted_grid(solver, solver_name, budget, schedule):
-    """The Karras grid `grid_for_budget` fits to `budget` as (sigmas, nfe, steps), its NFE within the
+def fitted_sigmas(solver, solver_name, budget, schedule):
+    """The Karras grid `sigmas_for_budget` fits to `budget` as (sigmas, nfe, steps), its NFE within the
     budget and equal to the solver's count; None, after checking the refusal names the solver, when
     not even one step fits."""
     if solver.nfe(1) > budget:
         with pytest.raises(ValueError, match=solver_name):
-            grid_for_budget(solver, budget, "karras", schedule)
+            sigmas_for_budget(solver, budget, "karras", schedule)
         return None
-    sigmas, nfe = grid_for_budget(solver, budget, "karras", schedule)
+    sigmas, nfe = sigmas_for_budget(solver, budget, "karras", schedule)
     num_steps = len(sigmas) - 1
     assert nfe <= budget
     assert nfe == solver.nfe(num_steps)
@@ -279,7 +279,7 @@ def fitted_grid(solver, solver_name, budget, schedule):
 def test_grid_for_budget_on_edm_is_maximal_and_calls_match(solver_name):
     solver, schedule = SOLVERS[solver_name], schedule_named("edm")
     for budget in range(1, 26):
-        fitted = fitted_grid(solver, solver_name, budget, schedule)
+        fitted = fitted_sigmas(solver, solver_name, budget, schedule)
         if fitted is None:
             continue
         sigmas, nfe, num_steps = fitted
@@ -292,7 +292,7 @@ def test_grid_for_budget_on_edm_is_maximal_and_calls_match(solver_name):
 def test_grid_for_budget_dpm_solver_3_with_budget_3n_minus_1(n):
     """DPM-Solver-3: 3 calls per step, 1 on the step into 0, so n steps cost 3n - 2 <= 3n - 1 < 3n + 1."""
     solver = SOLVERS["dpm_solver_3"]
-    sigmas, nfe = grid_for_budget(solver, 3 * n - 1, "karras", schedule_named("edm"))
+    sigmas, nfe = sigmas_for_budget(solver, 3 * n - 1, "karras", schedule_named("edm"))
     assert len(sigmas) - 1 == n
     assert nfe == 3 * n - 2
     assert counted_calls(solver, sigmas) == 3 * n - 2
@@ -313,7 +313,7 @@ def finer_fitting_request(solver, budget, name, schedule, num_steps, search_up_t
 def test_grid_for_budget_on_ddpm_small_budgets(solver_name):
     solver, schedule = SOLVERS[solver_name], schedule_named("ddpm")
     for budget in (1, 2, 3, 5, 10, 25):
-        fitted = fitted_grid(solver, solver_name, budget, schedule)
+        fitted = fitted_sigmas(solver, solver_name, budget, schedule)
         if fitted is None:
             continue
         sigmas, nfe, num_steps = fitted
@@ -325,6 +325,6 @@ def test_grid_for_budget_on_ddpm_small_budgets(solver_name):
 @pytest.mark.parametrize("name, budget", [("logsnr_uniform", 40), ("time_quadratic", 46), ("karras", 100)])
 def test_grid_for_budget_on_ddpm_is_finest_when_snapping_merges_steps(name, budget):
     solver, schedule = SOLVERS["euler"], schedule_named("ddpm")
-    sigmas, nfe = grid_for_budget(solver, budget, name, schedule)
+    sigmas, nfe = sigmas_for_budget(solver, budget, name, schedule)
     assert nfe <= budget
     assert finer_fitting_request(solver, budget, name, schedule, len(sigmas) - 1, 2 * budget) is None

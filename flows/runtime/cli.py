@@ -14,14 +14,13 @@ from .orchestration import task_runner
 from .servers import api_ready
 
 
-def main(flow, *, per_configuration=False, argv=None):
-    """Run `flow` from the command line (a flow that runs `per_configuration` tasks: on the task runner
-    of params' orchestration section, for every configuration or those named); 2 if the arguments or
-    the params are bad, before any work."""
-    parser = argparse.ArgumentParser(prog=f"python -m flows.{flow.name}", description=flow.description)
-    parser.add_argument("--params", default="params.yaml", help="the study's params file (default: params.yaml)")
-    parser.add_argument("--root", default=".", help="the repository root that holds the outputs (default: .)")
-    parser.add_argument(
+def parser(flow, per_configuration):
+    """The command line of `flow`'s stage: --params, --root, --set and, for a flow that runs
+    `per_configuration` tasks, --configuration."""
+    arguments = argparse.ArgumentParser(prog=f"python -m flows.{flow.name}", description=flow.description)
+    arguments.add_argument("--params", default="params.yaml", help="the study's params file (default: params.yaml)")
+    arguments.add_argument("--root", default=".", help="the repository root that holds the outputs (default: .)")
+    arguments.add_argument(
         "--set",
         action="append",
         default=[],
@@ -30,14 +29,21 @@ def main(flow, *, per_configuration=False, argv=None):
         help="override a params key (dotted path; the value is read as YAML), like `dvc exp run -S`",
     )
     if per_configuration:
-        parser.add_argument(
+        arguments.add_argument(
             "--configuration",
             action="append",
             dest="configurations",
             metavar="NAME",
             help="a key of train.configurations; repeat for several (default: every configuration)",
         )
-    args = parser.parse_args(argv)
+    return arguments
+
+
+def main(flow, *, per_configuration=False, argv=None):
+    """Run `flow` from the command line (a flow that runs `per_configuration` tasks: on the task runner
+    of params' orchestration section, for every configuration or those named); 2 if the arguments or
+    the params are bad, before any work."""
+    args = parser(flow, per_configuration).parse_args(argv)
     try:
         given = dict(overrides.parse(text) for text in args.overrides)
         study = load_params(args.params, given)

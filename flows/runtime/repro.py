@@ -7,36 +7,38 @@ import gc
 import os
 import subprocess
 import sys
+import textwrap
 
 from schema.params_file import load_params
+from tasks.compute.rows import charted
 from tasks.record.mlflow_views import experiment_url, series_view_url
 from tasks.record.tracking import existing_experiment, tracking_uri
+from tasks.report.outputs import OUTPUTS
 
 from .servers import prefect_server
 
-WHERE_TO_LOOK = """
-Results: reports/fid_vs_nfe.png, reports/ode_error_vs_nfe.png, reports/fid_vs_ode_error.png,
-         reports/measured_order.md, reports/best.csv, reports/ablations.md, reports/convergence/,
-         reports/training_noise_levels.png, reports/optimized_schedules.md, reports/step_schedules.png
-         dvc metrics show; dvc plots show (then open dvc_plots/index.html)
-MLflow:  mlflow ui --backend-store-uri {uri}
-         then open {runs}   (the runs table)
-{charts}
-         (every configuration's charts: the runs page's Views menu)"""
-
 
 def where_to_look(params="params.yaml", address="http://127.0.0.1:5000"):
-    """Where the study's results are: files, and the MLflow UI pages of its experiment: the runs table
-    and the charts of each configuration sampled on the default grid (the solver comparison)."""
+    """Where the study's results are: the report page, the other files of the report
+    (`tasks.report.outputs.OUTPUTS`), DVC's metrics and plots, and the MLflow UI pages of its
+    experiment: the runs table and the charts of each configuration of the solver comparison."""
     study = load_params(params)
-    uri = tracking_uri(".")
     experiment_id = existing_experiment(".", study.mlflow.experiment) or "<id>"
-    compared = [name for name, config in study.train.configurations.items() if config.grid is None]
-    charts = "\n".join(
-        f"         {name}, FID, KID and ODE error against NFE per solver / step schedule: {series_view_url(address, experiment_id, name)}"
-        for name in compared
-    )
-    return WHERE_TO_LOOK.format(uri=uri, runs=experiment_url(address, experiment_id), charts=charts)
+    files = textwrap.fill(", ".join(f"reports/{output.file}" for output in OUTPUTS if output.file != "index.html"), 100)
+    charts = [
+        f"{name}, {charted()} against NFE per solver / step schedule: {series_view_url(address, experiment_id, name)}"
+        for name in study.compared()
+    ]
+    lines = [
+        "Results: reports/index.html   (the whole report on one page, offline)",
+        *textwrap.indent(files, "         ").splitlines(),
+        "         dvc metrics show; dvc plots show (then open dvc_plots/index.html)",
+        f"MLflow:  mlflow ui --backend-store-uri {tracking_uri('.')}",
+        f"         then open {experiment_url(address, experiment_id)}   (the runs table)",
+        *(f"         {chart}" for chart in charts),
+        "         (every configuration's charts: the runs page's Views menu)",
+    ]
+    return "\n" + "\n".join(lines)
 
 
 def main(argv=None):

@@ -59,10 +59,10 @@ def steps(sigmas):
 
 def check_sigmas(name, sigmas):
     """A grid as Python floats (float64 coefficients, no device syncs), or a ValueError that says why."""
-    grid = torch.as_tensor(sigmas, dtype=torch.float64)  # a list of floats stays float64
-    if grid.dim() != 1 or len(grid) < 2:
-        raise ValueError(f"solver {name!r}: sigmas must be a 1-D grid of at least 2 values, got shape {tuple(grid.shape)}")
-    values = grid.tolist()
+    tensor = torch.as_tensor(sigmas, dtype=torch.float64)  # a list of floats stays float64
+    if tensor.dim() != 1 or len(tensor) < 2:
+        raise ValueError(f"solver {name!r}: sigmas must be a 1-D grid of at least 2 values, got shape {tuple(tensor.shape)}")
+    values = tensor.tolist()
     for i, (a, b) in enumerate(steps(values)):
         if not (math.isfinite(a) and a > b >= 0):
             raise ValueError(
@@ -118,7 +118,7 @@ class Solver:
     def count_calls(self, denoiser, x, sigmas, *, generator=None, **options):
         """Run the solver and return (x, number of denoiser calls actually made)."""
         check_options("solver", self.name, self.declared, options)
-        grid = check_sigmas(self.name, sigmas)
-        denoise = Denoise(denoiser, self.name, grid)
-        x = self.algorithm(denoise, x, grid, generator=generator, **{**self.options, **options})
+        values = check_sigmas(self.name, sigmas)
+        denoise = Denoise(denoiser, self.name, values)
+        x = self.algorithm(denoise, x, values, generator=generator, **{**self.options, **options})
         return x, denoise.calls

@@ -72,9 +72,9 @@ def unipc(denoise, x, sigmas, *, generator=None, variant="bh2"):
     B(h) = h ("bh1") or e^h - 1 ("bh2"). First order on the first step; no corrector on the last
     step (it would cost a call), and first order on the step into sigma = 0.
     """
-    grid = list(steps(sigmas))
+    pairs = list(steps(sigmas))
     m, m_prev, lam_prev = denoise(x, sigmas[0]), None, None
-    for i, (sigma, sigma_next) in enumerate(grid):
+    for i, (sigma, sigma_next) in enumerate(pairs):
         if sigma_next == 0:  # `to_zero` in data prediction: x = D, here at the point last predicted (no new call)
             return m
         lam, lam_next = -math.log(sigma), -math.log(sigma_next)
@@ -85,7 +85,7 @@ def unipc(denoise, x, sigmas, *, generator=None, variant="bh2"):
         # Predictor UniP-2: with one past output, rho = 1/2 (Zhao et al. 2023, Sec. 3.2).
         d1 = None if m_prev is None else (m_prev - m) / ((lam_prev - lam) / h)
         x_pred = base if d1 is None else base - b_h * 0.5 * d1
-        if i == len(grid) - 1:
+        if i == len(pairs) - 1:
             return x_pred
         m_next = denoise(x_pred, sigma_next)
         # Corrector UniC: rho solves sum_m rho_m r_m^(k-1) = k! phi_(k+1)(hh) hh / B(h), k = 1..p.

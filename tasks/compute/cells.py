@@ -9,7 +9,6 @@ Per clipping, the reference comes first: EDM's Heun at the grid's reference_nfe 
 ODE solution, scored with FID), measured against Heun at twice its steps, the solution the cells are
 measured against, and that against Heun at twice its steps again, which tells the error ratio."""
 
-import copy
 import math
 import time
 from typing import NamedTuple
@@ -20,12 +19,12 @@ from models.choices import ClippingChoice, SolverChoice, StepScheduleChoice
 from models.clipping import Clipped
 from models.fid import bootstrap_fids, features, fid_from_moments, moments, resampling_weights
 from models.kid import kids
-from models.optimized_schedules import FITTED_SCHEDULES
+from models.optimized_schedules import FITTED_SCHEDULES, distance
 from models.solvers import SOLVERS
 
 from .provenance import cell_code, digest
 from .rows import fields
-from .sample import calibration_noise, grid, initial_noise, sample, stream_seed
+from .sample import cpu_noise_schedule, sample, sigmas_for, stream_noise, stream_seed
 
 REFERENCE = ("heun", "karras")  # EDM's Heun on a Karras grid at the grid's reference_nfe: the model's own ODE solution
 ENDS = ("sigma_min", "sigma_max")  # the step schedule options that move the ODE's ends: a reference per pair
@@ -118,8 +117,8 @@ class Shard(NamedTuple):
 
 
 def cells(grid, configuration):
-    """Every clipping x solver x step schedule (those it is used with) x NFE budget of a validated `schema.study.Grid`, for the
-    configuration named `configuration`; each clipping's references come first (EDM's Heun at the
+    """Every clipping x solver x step schedule (those it is used with) x NFE budget of a validated
+    `schema.study.Grid`, for the configuration named `configuration`; each clipping's references come first (EDM's Heun at the
     grid's reference_nfe: the model's own, whose FID is the model's, then one per other sigma range
     the step schedules of its deterministic cells ask for)."""
     result = []
@@ -145,7 +144,7 @@ class Inputs(NamedTuple):
 def shared_inputs(evaluate, sample_shape):
     """The initial noise and the bootstrap resamples that every cell of an evaluation shares (so that
     differences between cells are paired), each from a stream of its own of evaluate.seed."""
-    noise = initial_noise(evaluate.num_samples, sample_shape, evaluate.seed)
+    noise = stream_noise(evaluate.num_samples, sample_shape, evaluate.seed, "initial noise")
     return Inputs(noise, resampling_weights(evaluate.num_samples, evaluate.bootstrap, stream_seed(evaluate.seed, "bootstrap")))
 
 
@@ -176,15 +175,15 @@ def schedule_identity(evaluate, cell, model):
     return digest(model, cell.solver.label, cell.step_schedule.label, cell.budget, cell.clipping.label, evaluate.seed, solvers)
 
 
-def fitted_grid(model, cell, evaluate, sample_shape, *, device="cpu"):
+def fit_sigmas(model, cell, evaluate, sample_shape, *, device="cpu"):
     """(sigmas, seconds) of the cell's fitted step schedule: for its solver (with its options), clipping
     and the most steps its budget affords, from `CALIBRATION` (or its option) calibration noises."""
     solver, options = SOLVERS[cell.solver.name], dict(cell.step_schedule.options)
-    calibration = calibration_noise(options.pop("calibration", CALIBRATION), sample_shape, evaluate.seed).to(device)
+    calibration = stream_noise(options.pop("calibration", CALIBRATION), sample_shape, evaluate.seed, "calibration").to(device)
     denoiser, start = Clipped(model.to(device), cell.clipping.name, **cell.clipping.options), time.perf_counter()
     sigmas = FITTED_SCHEDULES[cell.step_schedule.name](
         denoiser,
-        copy.deepcopy(model.noise_schedule).cpu(),
+        cpu_noise_schedule(model),
         solver.steps_within(cell.budget),
         solver=solver.name,
         solver_options=cell.solver.options,
@@ -194,12 +193,12 @@ def fitted_grid(model, cell, evaluate, sample_shape, *, device="cpu"):
     return sigmas, time.perf_counter() - start
 
 
-def sample_cell(model, cell, noise, evaluate, first=0, budget=None, fitted=None, *, device="cpu"):
-    """(samples, sigmas, NFE spent, seconds) of samples first .. first + len(noise) - 1 of a cell on its
-    grid at `budget` (default its own), or on its `fitted` grid; stochastic solvers draw from the
-    solver-noise stream of evaluate.seed."""
+def sample_cell(model, cell, noise, evaluate, first=0, budget=None, fitted_sigmas=None, *, device="cpu"):
+    """(samples, sigmas, NFE spent, seconds) of samples first .. first + len(noise) - 1 of a cell on the
+    sigmas of its step schedule at `budget` (default its own), or on its `fitted_sigmas`; stochastic
+    solvers draw from the solver-noise stream of evaluate.seed."""
     name, options = cell.step_schedule.name, cell.step_schedule.options
-    sigmas = fitted if fitted is not None else grid(model, cell.solver.name, name, budget or cell.budget, **options)[0]
+    sigmas = fitted_sigmas if fitted_sigmas is not None else sigmas_for(model, cell.solver.name, name, budget or cell.budget, **options)[0]
     samples, nfe, seconds = sample(
         model.to(device),
         cell.solver.name,
@@ -216,10 +215,10 @@ def sample_cell(model, cell, noise, evaluate, first=0, budget=None, fitted=None,
     return samples, sigmas, nfe, seconds
 
 
-def sample_shard(model, cell, noise, extractor, evaluate, first, fitted=None, *, device="cpu"):
-    """The Shard of samples first .. first + len(noise) - 1 of a cell (on its `fitted` grid, if it is
-    fitted), keeping those among the first max(KEPT, evaluate.ode_samples)."""
-    samples, sigmas, nfe, seconds = sample_cell(model, cell, noise, evaluate, first, fitted=fitted, device=device)
+def sample_shard(model, cell, noise, extractor, evaluate, first, fitted_sigmas=None, *, device="cpu"):
+    """The Shard of samples first .. first + len(noise) - 1 of a cell (on its `fitted_sigmas`, if its
+    step schedule is fitted), keeping those among the first max(KEPT, evaluate.ode_samples)."""
+    samples, sigmas, nfe, seconds = sample_cell(model, cell, noise, evaluate, first, fitted_sigmas=fitted_sigmas, device=device)
     keep = max(KEPT, evaluate.ode_samples) - first
     return Shard(features(extractor, samples.clamp(-1, 1)), samples[: max(keep, 0)], sigmas.tolist(), nfe, seconds)
 
@@ -234,7 +233,7 @@ def ode_solution(model, reference, noise, evaluate, doublings=1, *, device="cpu"
 
 def ode_error(samples, solution):
     """Root-mean-square distance, per sample and pixel, between the first samples and the ODE solution from the same noise."""
-    return (samples[: len(solution)].double() - solution.double()).pow(2).mean().sqrt().item()
+    return distance(samples[: len(solution)], solution)
 
 
 def error_ratio(reference_error, solution, finer):

@@ -1,5 +1,6 @@
 """Datasets as tensors: the bundled 8x8 digits, MNIST and CIFAR-10 from their published files, and
-a stratified split; one `.pt` file per prepared dataset, written atomically.
+a stratified split, each a loader of `DATASETS` (`loader(data) -> TrainTest`, declared in
+`schema.datasets`); one `.pt` file per prepared dataset, written atomically.
 
 Images are float32 [N, C, H, W] in [-1, 1]; labels are int64 [N].
 """
@@ -181,13 +182,25 @@ def load_cifar10(folder, download=False):
     )
 
 
+def digits(data):
+    """The digits, split by data.test_fraction and data.seed."""
+    return split(*load_digits_images(), data.test_fraction, data.seed)
+
+
+def mnist(data):
+    return load_mnist(data.root, download=data.download)
+
+
+def cifar10(data):
+    return load_cifar10(data.root, download=data.download)
+
+
+DATASETS = {"digits": digits, "mnist": mnist, "cifar10": cifar10}  # declared in `schema.datasets.DATASET_ENTRIES`
+
+
 def prepare(data):
-    """The train/test split of a validated `schema.study.Data` section: the digits split by
-    `test_fraction` and `seed`; MNIST and CIFAR-10 with their published test sets."""
-    if data.dataset == "digits":
-        return split(*load_digits_images(), data.test_fraction, data.seed)
-    loader = {"mnist": load_mnist, "cifar10": load_cifar10}[data.dataset]
-    return loader(data.root, download=data.download)
+    """The train/test split of a validated `schema.study.Data` section, by its dataset's loader."""
+    return DATASETS[data.dataset](data)
 
 
 def prepare_saved(data, folder):

@@ -2,11 +2,11 @@
 from its trained model's noise schedule (a learned schedule's as trained), beside the range of sigma
 that sampling covers."""
 
-import copy
 import math
 
 import torch
 
+from .sample import cpu_noise_schedule
 from .train import objective_of
 
 DRAWS = 200_000
@@ -19,7 +19,7 @@ def training_noise_levels(model, config, seed=0):
     """{edges, density, sigma_min, sigma_max}: the histogram (density per unit of log sigma, `BINS`
     bins over `LOG_SIGMA_RANGE`) of log sigma over `DRAWS` noise levels drawn by `config`'s noise
     sampling from `model`'s noise schedule, and the schedule's sigma range (where sampling starts and ends)."""
-    schedule = copy.deepcopy(model.noise_schedule).cpu().double()
+    schedule = cpu_noise_schedule(model).double()
     t = objective_of(config).draw_times(DRAWS, schedule, torch.Generator().manual_seed(seed))
     log_sigma = schedule.edm_sigma(t).log().float()
     density = torch.histogram(log_sigma, bins=BINS, range=LOG_SIGMA_RANGE, density=True)

@@ -9,7 +9,7 @@ import torch
 
 from models.clipping import Clipped
 from models.solvers import SOLVERS
-from models.step_schedules import grid_for_budget
+from models.step_schedules import sigmas_for_budget
 
 STREAMS = ("initial noise", "solver noise", "bootstrap", "calibration")  # the random streams of an evaluation
 
@@ -20,10 +20,11 @@ def stream_seed(seed, stream):
     return int(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(stream),)).generate_state(1, np.uint64)[0])
 
 
-def initial_noise(count, sample_shape, seed):
-    """The unit-variance noise every cell starts from (scaled by its own sigma_max), from the
-    initial-noise stream of `seed`."""
-    return torch.randn(count, *sample_shape, generator=torch.Generator().manual_seed(stream_seed(seed, "initial noise")))
+def stream_noise(count, sample_shape, seed, stream):
+    """Unit-variance noise [count, *sample_shape] from the random `stream` of `seed`: the "initial
+    noise" every cell starts from (scaled by its own sigma_max), or the "calibration" noise a fitted
+    step schedule is fitted on (`models.optimized_schedules`), which no cell starts from."""
+    return torch.randn(count, *sample_shape, generator=torch.Generator().manual_seed(stream_seed(seed, stream)))
 
 
 def sample_generators(seed, first, count):
@@ -34,17 +35,16 @@ def sample_generators(seed, first, count):
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
-def calibration_noise(count, sample_shape, seed):
-    """The unit-variance noise a fitted step schedule is calibrated on (`models.optimized_schedules`),
-    from the calibration stream of `seed`: no cell starts from it."""
-    return torch.randn(count, *sample_shape, generator=torch.Generator().manual_seed(stream_seed(seed, "calibration")))
+def cpu_noise_schedule(model):
+    """A copy of the model's noise schedule on the CPU (a learned one is a module: moving the model's
+    own would take it off the model's device)."""
+    return copy.deepcopy(model.noise_schedule).cpu()
 
 
-def grid(model, solver, step_schedule, budget, **options):
+def sigmas_for(model, solver, step_schedule, budget, **options):
     """(sigmas, NFE spent) of the finest grid of `step_schedule` with its `options` that `solver`
     affords in `budget`, on the model's noise schedule (on the CPU, in float64)."""
-    noise_schedule = copy.deepcopy(model.noise_schedule).cpu()
-    return grid_for_budget(SOLVERS[solver], budget, step_schedule, noise_schedule, **options)
+    return sigmas_for_budget(SOLVERS[solver], budget, step_schedule, cpu_noise_schedule(model), **options)
 
 
 @torch.no_grad()

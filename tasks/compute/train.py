@@ -6,6 +6,7 @@ same weights as an uninterrupted run.
 """
 
 import threading
+from typing import NamedTuple
 
 import torch
 
@@ -33,53 +34,85 @@ def objective_of(config):
     return Objective(sampling.name, weighting.name, sampling.options, weighting.options)
 
 
-def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_step=None, log=print):
-    """Train `config` on `images` [N, ...] for config.steps, checkpointing every config.checkpoint_every.
+class Training(NamedTuple):
+    """What a training updates, and all that a checkpoint holds to resume it."""
 
-    Resumes from the newest readable checkpoint in `checkpoint_dir` if it carries `fingerprint` and
-    has not gone beyond config.steps; other checkpoints are set aside (`set_aside`), never
-    overwritten, and training starts over. `on_step(step,
-    loss)` is called after every step. A non-finite loss raises FloatingPointError naming the
-    configuration and step; the last good checkpoint stays. Returns the EMA model.
-    """
-    device = torch.device(device)
-    with SEEDING:  # the global generator draws the initial weights: one configuration at a time in this process
+    model: DiffusionModel
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    data_order: torch.Generator  # which images each batch takes
+    noise: torch.Generator  # the training noise, on CPU: the same draws on every device
+
+    def state(self, step, fingerprint):
+        """What a checkpoint holds: all that a resumed run needs to go on as if uninterrupted."""
+        parts = ("model", "ema", "optimizer")
+        return {
+            **{key: getattr(self, key).state_dict() for key in parts},
+            **self.generator_states(),
+            "step": step,
+            "fingerprint": fingerprint,
+        }
+
+    def generator_states(self):
+        return {"data_order": self.data_order.get_state(), "noise": self.noise.get_state()}
+
+    def load(self, state):
+        """Go on from the checkpoint `state`: its weights, EMA, optimizer and generators; its step comes back."""
+        for key in ("model", "ema", "optimizer"):
+            getattr(self, key).load_state_dict(state[key])
+        self.data_order.set_state(state["data_order"])
+        self.noise.set_state(state["noise"])
+        return state["step"]
+
+
+def start(config, sample_shape, device):
+    """A fresh `Training` of `config`: its initial weights drawn from config.seed (one configuration
+    at a time in this process: the global generator draws them), its generators seeded."""
+    with SEEDING:
         torch.manual_seed(config.seed)
-        model = build_model(config, tuple(images.shape[1:])).to(device)
+        model = build_model(config, sample_shape).to(device)
     if config.compile:
         model.network.compile()  # in place: the state-dict keys stay those of the eager network
     ema = EMA(model, decay=config.ema_decay, half_life_images=config.ema_half_life_images, rampup=config.ema_rampup)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    data_order = torch.Generator().manual_seed(config.seed)
-    noise = torch.Generator().manual_seed(config.seed + 1)  # on CPU: the same draws on every device
-    step = 0
+    return Training(model, ema, optimizer, torch.Generator().manual_seed(config.seed), torch.Generator().manual_seed(config.seed + 1))
+
+
+def resume(training, config, checkpoint_dir, fingerprint, log):
+    """The step `training` goes on from: that of the newest readable checkpoint in `checkpoint_dir`
+    if it carries `fingerprint` and has not gone beyond config.steps (loaded), else 0, the other
+    checkpoints set aside (`set_aside`), never overwritten."""
     state = load_latest(checkpoint_dir, log=log)
-    refused = state and not_resumable(state, config, fingerprint)
-    if refused:
+    if state and (refused := not_resumable(state, config, fingerprint)):
         log(f"{config.name}: checkpoints in {checkpoint_dir} {refused}; moved to {set_aside(checkpoint_dir)}; training from scratch")
-        state = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        data_order.set_state(state["data_order"])
-        noise.set_state(state["noise"])
-        step = state["step"]
-        log(
-            f"{config.name}: " + ("trained before by the same computation [reused]" if step == config.steps else f"resuming at step {step}")
-        )
-    log(f"{config.name}: {parameter_count(model.network):,} network parameters, {config.steps} steps at batch {config.batch_size}")
+        return 0
+    if state is None:
+        return 0
+    step = training.load(state)
+    log(f"{config.name}: " + ("trained before by the same computation [reused]" if step == config.steps else f"resuming at step {step}"))
+    return step
+
+
+def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_step=None, log=print):
+    """Train `config` on `images` [N, ...] for config.steps, checkpointing every config.checkpoint_every,
+    resumed where a checkpoint allows (`resume`). `on_step(step, loss)` is called after every step. A
+    non-finite loss raises FloatingPointError naming the configuration and step; the last good
+    checkpoint stays. Returns the EMA model."""
+    device = torch.device(device)
+    training = start(config, tuple(images.shape[1:]), device)
+    step = resume(training, config, checkpoint_dir, fingerprint, log)
+    log(f"{config.name}: {parameter_count(training.model.network):,} network parameters, {config.steps} steps at batch {config.batch_size}")
     objective, images = objective_of(config), images.to(device)
     while step < config.steps:
-        batch = images[torch.randint(len(images), (config.batch_size,), generator=data_order).to(device)]
+        batch = images[torch.randint(len(images), (config.batch_size,), generator=training.data_order).to(device)]
         try:
             loss, _ = train_step(
-                model,
+                training.model,
                 objective,
-                optimizer,
+                training.optimizer,
                 batch,
-                generator=noise,
-                ema=ema,
+                generator=training.noise,
+                ema=training.ema,
                 lr=config.lr * warmup(step, config.warmup_steps),
                 grad_clip=config.grad_clip,
                 mixed_precision=config.mixed_precision,
@@ -90,8 +123,8 @@ def train(config, images, checkpoint_dir, *, fingerprint=None, device="cpu", on_
         if on_step is not None:
             on_step(step, loss)
         if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(training_state(model, ema, optimizer, data_order, noise, step, fingerprint), checkpoint_dir)
-    return ema.model
+            save_checkpoint(training.state(step, fingerprint), checkpoint_dir)
+    return training.ema.model
 
 
 def not_resumable(state, config, fingerprint):
@@ -101,19 +134,6 @@ def not_resumable(state, config, fingerprint):
     if state["step"] > config.steps:
         return f"are at step {state['step']}, beyond steps = {config.steps}"
     return None
-
-
-def training_state(model, ema, optimizer, data_order, noise, step, fingerprint):
-    """What a checkpoint holds: all that a resumed run needs to go on as if uninterrupted."""
-    return {
-        "model": model.state_dict(),
-        "ema": ema.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "data_order": data_order.get_state(),
-        "noise": noise.get_state(),
-        "step": step,
-        "fingerprint": fingerprint,
-    }
 
 
 def load_trained(config, checkpoint_dir, sample_shape, *, fingerprint=None, device="cpu", log=print):

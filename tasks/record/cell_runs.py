@@ -1,7 +1,8 @@
-"""A cell's record, apart from its computation (`tasks.compute.cells`): the nested MLflow run a computed cell
-is logged as, with its captioned sample grid and `CELL_FILE` (its first samples, bootstrap FIDs and KIDs, grid
-and, for a reference, its ODE solution), and the same read back for a cell logged before by the same
-computation (same key: `tasks.record.tracking.cell_key`); likewise the run of a fitted step schedule."""
+"""A cell's record, apart from its computation (`tasks.compute.cells`): the nested MLflow run a
+computed cell is logged as, with its captioned samples picture and `CELL_FILE` (its first samples, the
+row's list fields and, for a reference, its ODE solution), and the same read back for a cell logged
+before by the same computation (same key: `tasks.record.tracking.cell_key`); likewise the run of a
+fitted step schedule."""
 
 import json
 import tempfile
@@ -11,26 +12,25 @@ import torch
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
-from tasks.compute.rows import from_metrics
-from tasks.report.figures import grids_figure, save_figure
-from tasks.report.sample_images import sample_grid
+from tasks.compute.rows import from_metrics, in_cell_file
+from tasks.report.figures import save_figure, sigmas_figure
+from tasks.report.sample_images import save_samples_png
 
 from .tracking import finish_run, finished_run, log_cell, logged_cell, run_for
 
-CELL_FILE = "cell.pt"  # a cell run's artifact: its first samples, the row's `SAVED` fields and (reference) ODE solution
-SAVED = ("fid_bootstrap", "kid_bootstrap", "sigmas")  # the fields of a row that are no metric: kept in `CELL_FILE`
+CELL_FILE = "cell.pt"  # a cell run's artifact: its first samples, the row's list fields (`in_cell_file`) and (reference) ODE solution
 SCHEDULE_FILES = ("step_schedule.json", "step_schedule.png")  # a fitted step schedule's run's artifacts
 
 
 def caption(row):
-    """A sample grid's caption: configuration, solver, step schedule (and clipping), NFE, FID."""
+    """A samples picture's caption: configuration, solver, step schedule (and clipping), NFE, FID."""
     return f"{row['configuration']}: {row['series']}, NFE {row['nfe']}\nFID {row['fid']:.2f} ± {row['fid_se']:.2f}"
 
 
-def logged_row(run, cell, grid):
-    """(row, the samples a grid shows, its ODE solution or None) of a cell logged under its `run`'s key
-    (`tasks.record.tracking.CellRun`: the same computation), its grid drawn again as the file `grid`; None if
-    it has to be computed."""
+def logged_row(run, cell, samples_png):
+    """(row, the samples its picture shows, its ODE solution or None) of a cell logged under its `run`'s
+    key (`tasks.record.tracking.CellRun`: the same computation), its samples drawn again as the file
+    `samples_png`; None if it has to be computed."""
     logged = logged_cell(run.client, run.experiment_id, run.key)
     if logged is None:
         return None
@@ -40,22 +40,22 @@ def logged_row(run, cell, grid):
             path = download_artifacts(run_id=cell_run, artifact_path=CELL_FILE, dst_path=folder, tracking_uri=run.client.tracking_uri)
         except MlflowException:
             return None
-        saved = torch.load(path, weights_only=True)
-    row = cell.row(**{key: saved[key] for key in SAVED}, **from_metrics(metrics))
-    sample_grid(saved["samples"], grid, caption=caption(row))
-    return row, saved["samples"], saved["solution"]
+        kept = torch.load(path, weights_only=True)
+    row = cell.row(**{key: kept[key] for key in in_cell_file()}, **from_metrics(metrics))
+    save_samples_png(kept["samples"], samples_png, caption=caption(row))
+    return row, kept["samples"], kept["solution"]
 
 
-def record_cell(run, row, samples, solution, grid):
-    """Draw a computed cell's samples as its grid, the file `grid`, save its first samples, bootstrap
-    FIDs and KIDs, grid and ODE `solution` (a reference's; else None) as `CELL_FILE`, and log the cell as its `run`
+def record_cell(run, row, samples, solution, samples_png):
+    """Draw a computed cell's samples as the file `samples_png`, save its first samples, the row's list
+    fields and ODE `solution` (a reference's; else None) as `CELL_FILE`, and log the cell as its `run`
     (`tasks.record.tracking.CellRun`), finished, with both files."""
-    sample_grid(samples, grid, caption=caption(row))
+    save_samples_png(samples, samples_png, caption=caption(row))
     run_id = log_cell(run.client, run.experiment_id, run.parent, run.key, row, run.tags)
     with tempfile.TemporaryDirectory() as folder:
-        saved = Path(folder) / CELL_FILE
-        torch.save(dict(samples=samples, **{key: row[key] for key in SAVED}, solution=solution), saved)
-        finish_run(run.client, run_id, [grid, saved])
+        cell_file = Path(folder) / CELL_FILE
+        torch.save(dict(samples=samples, **{key: row[key] for key in in_cell_file()}, solution=solution), cell_file)
+        finish_run(run.client, run_id, [samples_png, cell_file])
 
 
 def logged_schedule(run):
@@ -66,8 +66,8 @@ def logged_schedule(run):
         return None
     with tempfile.TemporaryDirectory() as folder:
         try:
-            where = dict(run_id=found.info.run_id, dst_path=folder, tracking_uri=run.client.tracking_uri)
-            path = download_artifacts(artifact_path=SCHEDULE_FILES[0], **where)
+            source = dict(run_id=found.info.run_id, dst_path=folder, tracking_uri=run.client.tracking_uri)
+            path = download_artifacts(artifact_path=SCHEDULE_FILES[0], **source)
         except MlflowException:
             return None
         saved = json.loads(Path(path).read_text())
@@ -83,5 +83,5 @@ def record_schedule(run, cell, sigmas, seconds):
         data, plot = (Path(folder) / name for name in SCHEDULE_FILES)
         saved = dict(label=cell.label, solver=cell.solver.label, budget=cell.budget, sigmas=sigmas.tolist(), seconds=seconds)
         data.write_text(json.dumps(saved))
-        save_figure(grids_figure([(cell.label, {cell.step_schedule.label: sigmas.tolist()})]), plot)
+        save_figure(sigmas_figure([(cell.label, {cell.step_schedule.label: sigmas.tolist()})]), plot)
         finish_run(run.client, run_id, [data, plot])

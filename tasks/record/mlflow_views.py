@@ -1,5 +1,5 @@
 """What a user opens in MLflow 3's UI: the study's runs table, and per configuration a saved view of
-its series runs charted (FID and ode_error against NFE). A saved view is an experiment tag
+its series runs charted (`tasks.compute.rows.CHART` metrics against NFE). A saved view is an experiment tag
 `mlflow.sharedViewState.<key>` that holds the runs page's state, as the UI's own "Views" menu saves
 one (MLflow 3.17): the menu lists it by name, and `series_view_url` opens it."""
 
@@ -7,11 +7,12 @@ import json
 import time
 from urllib.parse import urlencode
 
+from tasks.compute.rows import CHART, SERIES_METRIC, charted, fields
+
 from .tracking import SERIES
 
 VIEW_TAG = "mlflow.sharedViewState."
 SECTION = "study-series"  # the one section of a series view's charts
-CHARTED, HIDDEN = ("fid", "kid", "ode_error"), ("fid_se", "kid_se")  # the series metrics drawn, in this order, and those left out
 
 
 def experiment_url(address, experiment_id):
@@ -45,15 +46,17 @@ def line_chart(metric, deleted=False):
 def series_view_state(configuration):
     """The runs page's state: the current series runs of `configuration` listed flat (sorted by name:
     a sort by creation nests them under their configuration's run), every one drawn (the page draws
-    the first 10 by default), one section of `CHARTED` charts, three a row."""
-    section = dict(uuid=SECTION, name="FID, KID and ODE error against NFE", display=True, isReordered=True, columns=3, cardHeight=480)
+    the first 10 by default), one section of a chart per `CHART` metric of the row, three a row (the
+    other series metrics as deleted cards, so that the UI adds no chart of them by itself)."""
+    section = dict(uuid=SECTION, name=f"{charted()} against NFE", display=True, isReordered=True, columns=3, cardHeight=480)
+    hidden = [name for name in fields(SERIES_METRIC) if name not in fields(CHART)]
     return dict(
         searchFilter=f"tags.kind = '{SERIES}' and tags.configuration = '{configuration}'",
         orderByKey="tags.`mlflow.runName`",
         orderByAsc=True,
         runsHiddenMode="SHOW_ALL",
         compareRunSections=[section],
-        compareRunCharts=[*(line_chart(metric) for metric in CHARTED), *(line_chart(metric, deleted=True) for metric in HIDDEN)],
+        compareRunCharts=[*(line_chart(metric) for metric in fields(CHART)), *(line_chart(metric, deleted=True) for metric in hidden)],
         isAccordionReordered=True,
     )
 
@@ -64,7 +67,7 @@ def save_series_view(client, experiment_id, configuration):
     key = view_key(configuration)
     if VIEW_TAG + key not in client.get_experiment(experiment_id).tags:
         now = int(time.time() * 1000)
-        name = f"{configuration}: FID, KID and ODE error vs NFE"
+        name = f"{configuration}: {charted()} vs NFE"
         envelope = dict(name=name, createdAt=now, updatedAt=now, state=json.dumps(series_view_state(configuration)))
         client.set_experiment_tag(experiment_id, VIEW_TAG + key, json.dumps(envelope))
     return key

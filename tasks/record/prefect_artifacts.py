@@ -5,7 +5,9 @@ to its comparison in MLflow, and the report's tables. Built here from the rows a
 import re
 from urllib.parse import urlparse
 
-from tasks.report.markdown import with_error
+from tasks.compute.rows import TABLE, fields, shown
+from tasks.report.markdown import value
+from tasks.report.outputs import OUTPUTS
 
 from .mlflow_views import series_view_url
 
@@ -18,32 +20,24 @@ def artifact_key(*parts):
 
 
 def cells_table(rows):
-    """A line per cell of one configuration, references first: its label, solver, step schedule,
-    clipping, NFE spent, FID and KID ± their standard errors and ODE error."""
+    """A line per cell of one configuration, references first: its label, then each `TABLE` field of
+    the row (`tasks.compute.rows`) under its label, a score with its standard error."""
     return [
-        dict(
-            cell=row["label"] + " (reference)" * row["reference"],
-            solver=row["solver"],
-            step_schedule=row["step_schedule"],
-            clipping=row["clipping"],
-            nfe=row["nfe"],
-            fid=f"{row['fid']:.2f} ± {row['fid_se']:.2f}",
-            kid=with_error(row["kid"], row["kid_se"]),
-            ode_error="" if row["ode_error"] is None else f"{row['ode_error']:.2e}",
-        )
+        {"cell": row["label"] + " (reference)" * row["reference"], **{shown(name).label: value(row, name) for name in fields(TABLE)}}
         for row in rows
     ]
 
 
 def mlflow_link(tracking_uri, experiment_id, configuration):
-    """The MLflow UI page of a configuration's charts (FID, KID and ODE error against NFE per series): on the
+    """The MLflow UI page of a configuration's charts (its charted metrics against NFE per series): on the
     tracking server when the study logs to one, else where `mlflow ui` serves the local store."""
     address = tracking_uri if urlparse(tracking_uri).scheme in ("http", "https") else MLFLOW_UI
     return series_view_url(address.rstrip("/"), experiment_id, configuration)
 
 
 def report_markdown(reports):
-    """The report's tables in one Markdown text: the ablations, the optimized step schedules and the
-    convergence checks (reports/*.md), with the page that also shows the figures."""
-    parts = [(reports / name).read_text() for name in ("ablations.md", "optimized_schedules.md", "measured_order.md")]
+    """The report's tables in one Markdown text: its Markdown files (`tasks.report.outputs.OUTPUTS`:
+    the ablations, the optimized step schedules, the convergence checks), with the page that also shows
+    the figures."""
+    parts = [(reports / output.file).read_text() for output in OUTPUTS if output.file.endswith(".md")]
     return "\n\n".join(parts) + f"\n\nThe whole report, figures included: {(reports / 'index.html').resolve().as_uri()}\n"

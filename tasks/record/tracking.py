@@ -173,11 +173,11 @@ def log_series(client, run_id, rows):
     client.set_terminated(run_id, "FINISHED")
 
 
-def open_series(client, experiment_id, parent, configuration, grid, identities, tags):
-    """Series name -> the run of each (solver, step schedule) series of the non-reference cells of
-    `grid` (`series_run`; `identities`: cell label -> identity) under the configuration's run `parent`."""
+def open_series(client, experiment_id, parent, configuration, cells, identities, tags):
+    """Series name -> the run of each (solver, step schedule) series of the non-reference `cells`
+    (`series_run`; `identities`: cell label -> identity) under the configuration's run `parent`."""
     members = {}
-    for cell in grid:
+    for cell in cells:
         if not cell.reference:
             members.setdefault(cell.series, []).append(cell)
     return {
@@ -261,9 +261,17 @@ def axis_tags(study, config):
     }
 
 
+class ConfigurationRun(NamedTuple):
+    """A configuration's run: the store, the experiment and the run its cells and series nest under."""
+
+    client: MlflowClient
+    experiment_id: str
+    run_id: str
+
+
 def configuration_run(study, config, root, artifacts, identity):
-    """(client, experiment id, run id) of the configuration's run (`identity`: its training identity),
-    created with every setting as a param and a tag per axis if new, reopened if it exists."""
+    """The `ConfigurationRun` of the configuration (`identity`: its training identity), created with
+    every setting as a param and a tag per axis if new, reopened if it exists."""
     client, experiment_id = open_experiment(root, study.mlflow.experiment, artifacts)
     tags = {**axis_tags(study, config), "training": identity}
     run_id = run_for(client, experiment_id, configuration_key(study, config, identity), config.name, tags=tags)
@@ -271,7 +279,7 @@ def configuration_run(study, config, root, artifacts, identity):
         client.set_tag(run_id, key, tags.get(key, ""))
     settings = {key: value.label if isinstance(value, Choice) else value for key, value in config if key in config.settings()}
     log_params(client, run_id, {"dataset": study.data.dataset, **settings})
-    return client, experiment_id, run_id
+    return ConfigurationRun(client, experiment_id, run_id)
 
 
 def log_report(study, root, artifacts, reports, inputs):

@@ -13,6 +13,7 @@ import math
 import torch
 
 from models.axes import STEP_SCHEDULE_ENTRIES
+from tasks.compute.rows import scores
 
 
 def variant(row):
@@ -26,17 +27,23 @@ def by_fid(rows):
     return sorted((row for row in rows if math.isfinite(row["fid"])), key=lambda row: row["fid"])
 
 
+def measured(row=None, prefix=""):
+    """Each score of the row (`tasks.compute.rows.scores`) and its standard error, named with `prefix`;
+    NaN where the row has none (or there is no row)."""
+    return {f"{prefix}{key}": (row or {}).get(key, math.nan) for name in scores() for key in (name, f"{name}_se")}
+
+
 def best_cell(rows):
-    """Solver, step schedule, NFE, FID and fid_se of the row with the lowest finite FID (and its KID),
-    and whether the runner-up is `within_spread` of it; all None and FID NaN when no row has a finite FID."""
+    """Solver, step schedule and NFE of the row with the lowest finite FID, its scores with their
+    standard errors (`measured`), and whether the runner-up is `within_spread` of it; all None and the
+    scores NaN when no row has a finite FID."""
     ranked = by_fid(rows)
     if not ranked:
-        measured = dict.fromkeys(("fid", "fid_se", "kid", "kid_se"), math.nan)
-        return dict(solver=None, step_schedule=None, nfe=None, **measured, runner_up=None, within_spread=None)
+        return dict(solver=None, step_schedule=None, nfe=None, **measured(), runner_up=None, within_spread=None)
     best, runner_up = ranked[0], (ranked[1:] or [None])[0]
     return dict(
-        **{key: best[key] for key in ("solver", "step_schedule", "nfe", "fid")},
-        **{key: best.get(key, math.nan) for key in ("fid_se", "kid", "kid_se")},
+        **{key: best[key] for key in ("solver", "step_schedule", "nfe")},
+        **measured(best),
         runner_up=None if runner_up is None else f"{runner_up['series']}, NFE {runner_up['nfe']}: FID {runner_up['fid']:.3f}",
         within_spread=None if runner_up is None else within_spread(best, runner_up),
     )
@@ -154,19 +161,16 @@ def convergence_checks(rows, agree=0.5, margin=10):
 
 def summary(rows, floor, failures=None):
     """The closing note's numbers: data_floor_fid, and under configurations, per model (`variant`) its
-    reference FID, its KID, standard errors and NFE (NaN and None if it has none), the `convergence_checks` of
+    reference's scores with their standard errors (`measured`) and NFE (NaN and None if it has none), the `convergence_checks` of
     its ODE references, and the `best_cell` among non-reference cells with NFE <= 10 and <= 20; a
     configuration in `failures` (configuration -> message) appears as {"failed": message}."""
     result = {"data_floor_fid": floor, "configurations": {name: {"failed": message} for name, message in (failures or {}).items()}}
     for configuration in dict.fromkeys(variant(row) for row in rows):
         own = [row for row in rows if variant(row) == configuration]
-        reference = next((row for row in own if row["reference"]), dict(fid=math.nan, fid_se=math.nan, nfe=None))
+        reference = next((row for row in own if row["reference"]), dict(nfe=None))
         cells = [row for row in own if not row["reference"]]
         result["configurations"][configuration] = {
-            "reference_fid": reference["fid"],
-            "reference_fid_se": reference.get("fid_se", math.nan),
-            "reference_kid": reference.get("kid", math.nan),
-            "reference_kid_se": reference.get("kid_se", math.nan),
+            **measured(reference, "reference_"),
             "reference_nfe": reference["nfe"],
             "ode_references": convergence_checks(own),
             "best_nfe_le_10": best_cell([row for row in cells if row["nfe"] <= 10]),
@@ -175,31 +179,27 @@ def summary(rows, floor, failures=None):
     return result
 
 
-RANKED = {  # the columns of an ablation table that name a winner -> the metric they rank by
-    "reference_fid": "fid",
-    "reference_kid": "kid",
-    "fid_nfe_le_10": "fid",
-    "fid_nfe_le_20": "fid",
-}
+BEST_WITHIN = (10, 20)  # an ablation table's best cells: at NFE <= each
 
 
-ABLATION_COLUMNS = [
-    "axis",
-    "parent",
-    "configuration",
-    "entry",
-    *(f"{column}{part}" for column in RANKED for part in ("", "_se", "_winner")),
-    "cell_nfe_le_10",
-    "cell_nfe_le_20",
-]
+def ranked():
+    """The columns of an ablation table that name a winner -> the score they rank by: the reference's
+    every score, then the best FID at NFE <= each of `BEST_WITHIN`."""
+    return {f"reference_{name}": name for name in scores()} | {f"fid_nfe_le_{most}": "fid" for most in BEST_WITHIN}
+
+
+def ablation_columns():
+    """The columns of ablations.csv."""
+    parts = [f"{column}{part}" for column in ranked() for part in ("", "_se", "_winner")]
+    return ["axis", "parent", "configuration", "entry", *parts, *(f"cell_nfe_le_{most}" for most in BEST_WITHIN)]
 
 
 def ablation_table(rows, axis, members, entries):
     """One ablation's table (EDM's Table 2): a row per model of the configurations `members` (the
-    parent first; `entries`: configuration -> its entry of the varied `axis`) with its reference FID
-    and KID and its best FID at NFE <= 10 and <= 20 with the cell that got it, chosen among the (solver, step
+    parent first; `entries`: configuration -> its entry of the varied `axis`) with its reference's
+    scores and its best FID at NFE <= each of `BEST_WITHIN` with the cell that got it, chosen among the (solver, step
     schedule, budget) cells that every model of the table has, so that each row picks from the same
-    cells. Each FID comes with its standard error (`<column>_se`); the winner of each column is
+    cells. Each comes with its standard error (`<column>_se`); the winner of each column is
     marked "clear", "within spread" when the runner-up is `within_spread` of it (unpaired: the rows
     are models trained apart), or "best" when no bootstrap tells."""
     models = {}
@@ -214,21 +214,21 @@ def ablation_table(rows, axis, members, entries):
         reference = next((row for row in own if row["reference"]), dict(fid=math.nan))
         shared = [row for row in own if not row["reference"] and (row["solver"], row["step_schedule"], row["budget"]) in common]
         line = dict(axis=axis, parent=members[0], configuration=model, entry=entries[own[0]["configuration"]])
-        picked = {"reference_fid": reference, "reference_kid": reference}
-        for most in (10, 20):
+        picked = {f"reference_{name}": reference for name in scores()}
+        for most in BEST_WITHIN:
             finite = by_fid([row for row in shared if row["nfe"] <= most])
             picked[f"fid_nfe_le_{most}"] = finite[0] if finite else dict(fid=math.nan)
             line[f"cell_nfe_le_{most}"] = f"{finite[0]['solver']} / {finite[0]['step_schedule']}, NFE {finite[0]['nfe']}" if finite else ""
         for column, row in picked.items():
-            metric = RANKED[column]
+            metric = ranked()[column]
             line.update({column: row.get(metric, math.nan), f"{column}_se": row.get(f"{metric}_se", math.nan), f"{column}_winner": ""})
         table.append(line)
         chosen.append(picked)
-    for column in RANKED:
-        ranked = sorted((i for i, line in enumerate(table) if math.isfinite(line[column])), key=lambda i: table[i][column])
-        if len(ranked) > 1:
-            close = within_spread(chosen[ranked[0]][column], chosen[ranked[1]][column], paired=False, metric=RANKED[column])
-            table[ranked[0]][f"{column}_winner"] = {True: "within spread", False: "clear", None: "best"}[close]
+    for column, metric in ranked().items():
+        order = sorted((i for i, line in enumerate(table) if math.isfinite(line[column])), key=lambda i: table[i][column])
+        if len(order) > 1:
+            close = within_spread(chosen[order[0]][column], chosen[order[1]][column], paired=False, metric=metric)
+            table[order[0]][f"{column}_winner"] = {True: "within spread", False: "clear", None: "best"}[close]
     return table
 
 

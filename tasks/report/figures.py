@@ -12,61 +12,63 @@ from matplotlib.figure import Figure
 from tasks.files import atomic_open
 
 from .analysis import fitted, series_points, variant
-from .sample_images import sample_grid_array
+from .sample_images import tiled_samples
 
 LINE_STYLES = ["-", "--", ":", "-."]
 
 
-def fid_vs_nfe_figure(rows, floors=None, failures=None, layout=None):
-    """`panel_figure` of FID against NFE (`draw_fid_vs_nfe`); `floors`: the data floor as a dotted
-    line, a float for all or configuration -> float."""
-
-    def draw(axes, configuration, own, styles):
-        draw_fid_vs_nfe(axes, own, floors.get(configuration) if isinstance(floors, dict) else floors, styles)
-
-    return panel_figure(rows, draw, failures, layout)
+def fid_vs_nfe_figure(rows, floor=None, failures=None, layout=None):
+    """`panel_figure` of FID against NFE (`draw_fid_vs_nfe`), the data `floor` dotted."""
+    return panel_figure(rows, lambda axes, own, styles: draw_fid_vs_nfe(axes, own, floor, styles), failures, layout)
 
 
-def ode_error_figure(rows, failures=None, layout=None):
-    """`panel_figure` of ode_error against NFE on log-log axes (`draw_ode_error_vs_nfe`)."""
-    return panel_figure(rows, lambda axes, configuration, own, styles: draw_ode_error_vs_nfe(axes, own, styles), failures, layout)
+def ode_error_figure(rows, floor=None, failures=None, layout=None):
+    """`panel_figure` of ode_error against NFE on log-log axes (`draw_ode_error_vs_nfe`); no floor."""
+    return panel_figure(rows, draw_ode_error_vs_nfe, failures, layout)
 
 
-def fid_vs_ode_error_figure(rows, failures=None, layout=None):
-    """`panel_figure` of FID against ode_error (`draw_fid_vs_ode_error`)."""
-    return panel_figure(rows, lambda axes, configuration, own, styles: draw_fid_vs_ode_error(axes, own, styles), failures, layout)
+def fid_vs_ode_error_figure(rows, floor=None, failures=None, layout=None):
+    """`panel_figure` of FID against ode_error (`draw_fid_vs_ode_error`); no floor."""
+    return panel_figure(rows, draw_fid_vs_ode_error, failures, layout)
 
 
-def panel_figure(rows, draw, failures=None, layout=None):
-    """A panel per model (`variant`) drawn by `draw(axes, configuration, its rows, styles)`, one line
-    per (solver, step schedule) with a colour per solver and a line style per step schedule, the same
-    in every panel, in one legend. A configuration in `failures` (configuration -> message) gets a
-    panel that says why it has no results. `layout`: a row of panels per (title, configurations),
-    e.g. an ablation's parent and the configurations that vary one axis from it; by default one row
-    of every model."""
-    failures = failures or {}
-    models = list(dict.fromkeys([variant(row) for row in rows] + list(failures)))
-    if not models:
-        raise ValueError("rows and failures are empty; allowed: at least one row or failure")
-    of = {}
-    for row in rows:
-        of.setdefault(row["configuration"], {}).setdefault(variant(row), []).append(row)
-    layout = layout or [(None, list(dict.fromkeys([row["configuration"] for row in rows] + list(failures))))]
-    panels = [(title, [(name, model) for name in names for model in (of.get(name) or {name: []})]) for title, names in layout]
+def series_styles(rows):
+    """(solver, step schedule) -> its line's style: a colour per solver, a line style per step schedule."""
     cells = [row for row in rows if not row["reference"]]
     solvers = list(dict.fromkeys(row["solver"] for row in cells))
     schedules = list(dict.fromkeys(row["step_schedule"] for row in cells))
-    styles = {
+    return {
         (solver, schedule): dict(color=f"C{i % 10}", linestyle=LINE_STYLES[j % len(LINE_STYLES)])
         for i, solver in enumerate(solvers)
         for j, schedule in enumerate(schedules)
     }
+
+
+def panels_of(rows, failures, layout):
+    """[(title, [(configuration, model), ...]) per row of panels]: `layout` (a row per (title,
+    configurations)) or one row of every configuration, each configuration's models (`variant`s)."""
+    of = {}
+    for row in rows:
+        of.setdefault(row["configuration"], []).append(variant(row))
+    layout = layout or [(None, list(dict.fromkeys([row["configuration"] for row in rows] + list(failures))))]
+    return [(title, [(name, model) for name in names for model in dict.fromkeys(of.get(name) or [name])]) for title, names in layout]
+
+
+def panel_figure(rows, draw, failures=None, layout=None):
+    """A panel per model (`variant`) drawn by `draw(axes, its rows, styles)`, one line per (solver,
+    step schedule) styled alike in every panel (`series_styles`), in one legend. A configuration in
+    `failures` (configuration -> message) gets a panel that says why it has no results. `layout`: a
+    row of panels per (title, configurations), e.g. an ablation's parent and the configurations that
+    vary one axis from it; by default one row of every model."""
+    failures = failures or {}
+    if not rows and not failures:
+        raise ValueError("rows and failures are empty; allowed: at least one row or failure")
+    panels, styles = panels_of(rows, failures, layout), series_styles(rows)
     labels = {f"{solver} / {schedule}" for solver, schedule in styles}
     columns = max(len(names) for _, names in panels)
     figure = Figure(figsize=(4.2 * columns + 2.5, 3.8 * len(panels)), layout="constrained")
-    grid = figure.subplots(len(panels), columns, squeeze=False)
     series = {}
-    for axes_row, (title, names) in zip(grid, panels):
+    for axes_row, (title, names) in zip(figure.subplots(len(panels), columns, squeeze=False), panels):
         for axes in axes_row[len(names) :]:
             axes.set_axis_off()
         for axes, (configuration, model) in zip(axes_row, names):
@@ -76,11 +78,18 @@ def panel_figure(rows, draw, failures=None, layout=None):
                 axes.text(0.5, 0.5, message, ha="center", va="center", color="darkred", transform=axes.transAxes)
                 axes.set_axis_off()
                 continue
-            draw(axes, configuration, of.get(configuration, {}).get(model, []), styles)
+            draw(axes, [row for row in rows if row["configuration"] == configuration and variant(row) == model], styles)
             series.update({label: handle for handle, label in zip(*axes.get_legend_handles_labels()) if label in labels})
     if series:
         figure.legend(list(series.values()), list(series), loc="outside right upper", fontsize="small")
     return figure
+
+
+def each_series(rows, y, styles):
+    """(its rows by NFE, its style, its label) of each (solver, step schedule) series of `rows` with a
+    finite `y` (`series_points`)."""
+    for (solver, step_schedule), points in series_points(rows, y).items():
+        yield points, (styles or {}).get((solver, step_schedule), {}), f"{solver} / {step_schedule}"
 
 
 def nfe_axis(axes, rows):
@@ -100,10 +109,9 @@ def draw_fid_vs_nfe(axes, rows, floor=None, styles=None):
     """One configuration's panel on `axes`: FID against NFE (`nfe_axis`), a band of +-1 standard error
     (fid_se) around each line, on a log scale when the finite values span more than 10x; the panel's
     legend names its reference and floor."""
-    for (solver, step_schedule), points in series_points(rows, "fid").items():
-        style = (styles or {}).get((solver, step_schedule), {})
+    for points, style, label in each_series(rows, "fid", styles):
         nfe, fid = [row["nfe"] for row in points], [row["fid"] for row in points]
-        axes.plot(nfe, fid, marker="o", markersize=3, label=f"{solver} / {step_schedule}", **style)
+        axes.plot(nfe, fid, marker="o", markersize=3, label=label, **style)
         se = [row.get("fid_se") or 0.0 for row in points]
         low, high = [f - e for f, e in zip(fid, se)], [f + e for f, e in zip(fid, se)]
         axes.fill_between(nfe, low, high, color=style.get("color"), alpha=0.15, linewidth=0)
@@ -142,16 +150,8 @@ def draw_ode_error_vs_nfe(axes, rows, styles=None):
     """One configuration's panel: each deterministic series' ode_error against NFE on log-log axes
     (a line of slope -p is order p), and the reference's own error (against twice its steps) as a
     dashed black line: the floor below which no cell's error can be read."""
-    for (solver, step_schedule), points in series_points(rows, "ode_error").items():
-        style = (styles or {}).get((solver, step_schedule), {})
-        axes.plot(
-            [r["nfe"] for r in points],
-            [r["ode_error"] for r in points],
-            marker="o",
-            markersize=3,
-            label=f"{solver} / {step_schedule}",
-            **style,
-        )
+    for points, style, label in each_series(rows, "ode_error", styles):
+        axes.plot([r["nfe"] for r in points], [r["ode_error"] for r in points], marker="o", markersize=3, label=label, **style)
     levels = [
         axes.axhline(row["ode_error"], color="black", linestyle="--", label=f"reference {row['solver']} NFE {row['nfe']}: vs 2x steps")
         for row in rows
@@ -168,18 +168,9 @@ def draw_fid_vs_ode_error(axes, rows, styles=None):
     """One configuration's panel: FID (error bars: ±1 standard error; a log scale when the values span
     more than 10x) against ode_error, a line per deterministic series from its smallest budget to its
     largest; the reference as a black star."""
-    for (solver, step_schedule), points in series_points(rows, "ode_error").items():
-        style = (styles or {}).get((solver, step_schedule), {})
-        axes.errorbar(
-            [r["ode_error"] for r in points],
-            [r["fid"] for r in points],
-            yerr=[r.get("fid_se") or 0.0 for r in points],
-            marker="o",
-            markersize=3,
-            capsize=2,
-            label=f"{solver} / {step_schedule}",
-            **style,
-        )
+    for points, style, label in each_series(rows, "ode_error", styles):
+        ode_error, fid, se = [r["ode_error"] for r in points], [r["fid"] for r in points], [r.get("fid_se") or 0.0 for r in points]
+        axes.errorbar(ode_error, fid, yerr=se, marker="o", markersize=3, capsize=2, label=label, **style)
     levels = [
         axes.plot([row["ode_error"]], [row["fid"]], "k*", markersize=9, label=f"reference ({row['solver']}, NFE {row['nfe']})")[0]
         for row in rows
@@ -208,30 +199,30 @@ def convergence_figure(rows, samples, count=4):
     budgets = sorted({row["budget"] for row in cells})
     reference = next(row for row in rows if row["reference"])
     figure = Figure(figsize=(1.5 * (len(budgets) + 1) + 2.2, 0.55 * len(series) + 0.9), layout="constrained")
-    grid = figure.subplots(len(series), len(budgets) + 1, squeeze=False)
-    for axes_row, name in zip(grid, series):
+    panels = figure.subplots(len(series), len(budgets) + 1, squeeze=False)
+    for axes_row, name in zip(panels, series):
         own = {row["budget"]: row for row in cells if row["series"] == name}
         for column, (axes, budget) in enumerate(zip(axes_row, [*budgets, None])):
             row = reference if budget is None else own.get(budget)
             axes.set_xticks([]), axes.set_yticks([])
             if row is not None:
-                axes.imshow(sample_grid_array(samples[row["label"]][:count], columns=count), interpolation="nearest")
+                axes.imshow(tiled_samples(samples[row["label"]][:count], columns=count), interpolation="nearest")
             if column == 0:
                 axes.set_ylabel(name, rotation=0, ha="right", va="center", fontsize="small")
-    for axes, budget in zip(grid[0], [*budgets, None]):
+    for axes, budget in zip(panels[0], [*budgets, None]):
         title = f"NFE {budget}" if budget else f"reference\n{reference['solver']}, NFE {reference['nfe']}"
         axes.set_title(title, fontsize="small")
     figure.suptitle(f"{variant(reference)}: the same {count} initial noises through every solver", fontsize="medium")
     return figure
 
 
-def grids_figure(panels, title=""):
+def sigmas_figure(panels, title=""):
     """The step schedules' grids: a panel per (title, {label: sigmas from sigma_max to 0}) of
     `panels`, sigma against step on a log scale (the final sigma = 0 left out), one line per label,
     so that a reader sees where each schedule spends its steps."""
     figure = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
-    for axes, (name, grids) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
-        for i, (label, sigmas) in enumerate(grids.items()):
+    for axes, (name, lines) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        for i, (label, sigmas) in enumerate(lines.items()):
             shown = [sigma for sigma in sigmas if sigma > 0]
             axes.plot(range(len(shown)), shown, LINE_STYLES[i % len(LINE_STYLES)], marker="o", markersize=3, label=label)
         axes.set_yscale("log"), axes.set_xlabel("step"), axes.set_ylabel("sigma"), axes.set_title(name, fontsize="small")
@@ -242,7 +233,7 @@ def grids_figure(panels, title=""):
 
 def schedules_figure(rows):
     """Where each step schedule spends its steps: per model with a fitted step schedule
-    (`tasks.report.analysis.fitted`), a panel per budget of `grids_figure`: a line per fixed schedule (its
+    (`tasks.report.analysis.fitted`), a panel per budget of `sigmas_figure`: a line per fixed schedule (its
     grid for the first solver fitted) and per (solver, fitted schedule)."""
     panels = []
     for model in dict.fromkeys(variant(row) for row in rows if not row["reference"] and fitted(row)):
@@ -257,4 +248,4 @@ def schedules_figure(rows):
         figure = Figure(figsize=(4, 1))
         figure.text(0.5, 0.5, "no fitted step schedule in this study", ha="center", va="center")
         return figure
-    return grids_figure(panels, "step schedules: sigma at each step (the last step goes to 0)")
+    return sigmas_figure(panels, "step schedules: sigma at each step (the last step goes to 0)")

@@ -3,7 +3,9 @@ fitted step schedules against the fixed ones."""
 
 import math
 
-from .analysis import RANKED
+from tasks.compute.rows import Score, scores, shown
+
+from .analysis import ranked
 
 
 def with_error(value, error):
@@ -11,6 +13,21 @@ def with_error(value, error):
     the feature space's: tens on the digits classifier's features, thousandths on Inception's)."""
     decimals = max(0, 1 - math.floor(math.log10(error))) if error > 0 and math.isfinite(error) else 2
     return f"{value:.{decimals}f} ± {error:.{decimals}f}"
+
+
+def value(row, name):
+    """The row's field `name` as text, as its `Shown` says (`tasks.compute.rows`): a score with its
+    standard error, a number in its format; "" where it is None (not measured)."""
+    how, measured = shown(name), row[name]
+    if isinstance(how, Score):
+        return with_score_error(name, measured, row[f"{name}_se"])
+    return "" if measured is None else format(measured, how.spec or "")
+
+
+def with_score_error(name, value, error):
+    """ "value ± error" of the score `name`: to its `decimals`, else as `with_error`."""
+    decimals = shown(name).decimals
+    return f"{value:.{decimals}f} ± {error:.{decimals}f}" if decimals is not None else with_error(value, error)
 
 
 def number(value, spec):
@@ -55,37 +72,45 @@ def orders_markdown(table, checks=None):
 
 
 def ablation_markdown(tables, floor):
-    """The ablation tables as Markdown: a section per varied axis, FID (and the reference's KID) ±
-    standard error, the best of each column in bold, marked ≈ when the runner-up is within its spread."""
+    """The ablation tables as Markdown: a section per varied axis, a column per `ranked` column (the
+    reference's scores, the best FIDs) ± standard error, the best of each column in bold, marked ≈ when
+    the runner-up is within its spread."""
+    labels = [shown(name).label for name in scores()]
     lines = [
-        f"# Ablations\n\nData floor (held-out real images): FID {floor:.2f}. FID and KID ± their bootstrap standard errors "
-        "(KID: unbiased at any sample count, on the feature space's own scale); best of each column in bold, ≈ where the "
+        f"# Ablations\n\nData floor (held-out real images): FID {floor:.2f}. {' and '.join(labels)} ± their bootstrap standard "
+        "errors (each on its own scale; KID's is the feature space's); best of each column in bold, ≈ where the "
         "runner-up is within 2 standard errors of the difference, sqrt(se^2 + se'^2) (no clear winner): the rows are models "
-        'trained apart, and FID moves between trainings too (see the seed table, where there is one, and README "Reading a study").\n'
+        "trained apart, and FID moves between trainings too (see the seed table, where there is one, and docs/reading.md).\n"
     ]
     if not tables:
         lines.append("No configuration names a parent: there is no ablation to tabulate.")
+    columns = ranked()
+    heads = [
+        f"reference {shown(metric).label}" if key.startswith("reference_") else f"best FID, NFE <= {key.rpartition('_')[2]}"
+        for key, metric in columns.items()
+    ]
     for table in tables:
         axis, parent = table[0]["axis"], table[0]["parent"]
         lines += [
             f"\n## {axis} (varied from `{parent}`)\n",
-            f"| configuration | {axis} | reference FID | reference KID | best FID, NFE <= 10 | best FID, NFE <= 20 |",
-            "|---|---|---|---|---|---|",
+            f"| configuration | {axis} | {' | '.join(heads)} |",
+            "|---" * (len(heads) + 2) + "|",
         ]
         for line in table:
-            value = {}
-            for key, metric in RANKED.items():
-                shown = with_error(line[key], line[f"{key}_se"]) if metric == "kid" else f"{line[key]:.2f} ± {line[f'{key}_se']:.2f}"
-                text = shown if math.isfinite(line[key]) else "n/a"
-                winner = line[f"{key}_winner"]
-                value[key] = f"**{text}**" + " ≈" * (winner == "within spread") if winner else text
             name = f"{line['configuration']} (parent)" if line["configuration"] == parent else line["configuration"]
-            lines.append(
-                f"| {name} | {line['entry']} | {value['reference_fid']} | {value['reference_kid']} "
-                f"| {value['fid_nfe_le_10']} ({line['cell_nfe_le_10']}) "
-                f"| {value['fid_nfe_le_20']} ({line['cell_nfe_le_20']}) |"
-            )
+            cells = [ranked_cell(line, key, metric) for key, metric in columns.items()]
+            lines.append(f"| {name} | {line['entry']} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def ranked_cell(line, key, metric):
+    """An ablation table's cell of column `key` (ranked by `metric`): its value ± standard error, bold
+    for the column's winner, ≈ when within spread; a best cell with the cell that got it."""
+    text = with_score_error(metric, line[key], line[f"{key}_se"]) if math.isfinite(line[key]) else "n/a"
+    winner = line[f"{key}_winner"]
+    text = f"**{text}**" + " ≈" * (winner == "within spread") if winner else text
+    cell = line.get(key.replace(f"{metric}_nfe_le_", "cell_nfe_le_"))
+    return f"{text} ({cell})" if not key.startswith("reference_") else text
 
 
 def schedules_markdown(lines):
@@ -108,12 +133,14 @@ def schedules_markdown(lines):
         fixed_error = f"{line['fixed_ode_error']:.2e} ({line['fixed_by_ode_error']})" if line["fixed_ode_error"] is not None else "n/a"
         ratio = number(line["ode_error_ratio"], ".2f")
         difference, se = line["fid_difference"], line["fid_difference_se"]
-        said = "n/a" if difference is None else f"{difference:+.2f} ± {se:.2f}" if se is not None else f"{difference:+.2f}"
-        said = f"**{said}**" if difference is not None and se is not None and abs(difference) > 2 * se else said
+        shown_difference = "n/a" if difference is None else f"{difference:+.2f} ± {se:.2f}" if se is not None else f"{difference:+.2f}"
+        shown_difference = (
+            f"**{shown_difference}**" if difference is not None and se is not None and abs(difference) > 2 * se else shown_difference
+        )
         fixed_fid = f"{line['fixed_fid']:.2f} ({line['fixed_by_fid']})" if line["fixed_fid"] is not None else "n/a"
         text.append(
             f"| {line['configuration']} | {line['solver']} | {line['nfe']} | {line['step_schedule']} | {line['fit_seconds']:.1f} "
             f"| {number(line['ode_error'], '.2e')} | {fixed_error} | {ratio} | {line['fid']:.2f} ± {line['fid_se']:.2f} "
-            f"| {fixed_fid} | {said} |"
+            f"| {fixed_fid} | {shown_difference} |"
         )
     return "\n".join(text) + "\n"

@@ -11,15 +11,8 @@ import re
 
 import markdown
 
-from tasks.files import write_text
+from tasks.compute.rows import charted
 
-SECTIONS = [  # (title, the report's files it shows, in order)
-    ("Ablations", ["ablations.md", "ablations.png", "training_noise_levels.png", "reference_samples.png"]),
-    ("The best cell per budget", ["best.csv"]),
-    ("The solvers", ["fid_vs_nfe.png", "ode_error_vs_nfe.png", "fid_vs_ode_error.png"]),
-    ("Optimized step schedules", ["optimized_schedules.md", "step_schedules.png"]),
-    ("Convergence to the ODE solution", ["measured_order.md", "convergence"]),
-]
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 1500px; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
@@ -65,21 +58,16 @@ def section(title, body):
     return f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{body}\n</section>', f'<a href="#{anchor}">{html.escape(title)}</a>'
 
 
-def report_page(reports, title, links):
-    """The page of the report under `reports` (the files `tasks.report.results.write_report` writes) titled
-    `title`, with `links` (configuration -> the address of its MLflow view)."""
-    parts = [section(name, "\n".join(SHOWN[(reports / file).suffix](reports / file) for file in files)) for name, files in SECTIONS]
+def report_page(reports, sections, title, links):
+    """The page of the report under `reports`, a section per (title, the files it shows) of `sections`
+    (`tasks.report.outputs.sections`), titled `title`, with `links` (configuration -> the address of
+    its MLflow view)."""
+    parts = [section(name, "\n".join(SHOWN[(reports / file).suffix](reports / file) for file in files)) for name, files in sections]
     views = "".join(f'<li><a href="{html.escape(url)}">{html.escape(name)}</a></li>' for name, url in links.items())
-    said = "Each configuration's FID, KID and ODE error against NFE, a line per series (<code>mlflow ui</code> serving the study's store):"
-    parts.append(section("In MLflow", f"<p>{said}</p><ul>{views}</ul>"))
+    intro = f"Each configuration's {charted()} against NFE, a line per series (<code>mlflow ui</code> serving the study's store):"
+    parts.append(section("In MLflow", f"<p>{intro}</p><ul>{views}</ul>"))
     body, menu = "\n".join(part for part, _ in parts), " ".join(link for _, link in parts)
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{STYLE}</style></head>\n'
         f"<body>\n<h1>{html.escape(title)}</h1>\n<nav>{menu}</nav>\n{body}\n</body>\n</html>\n"
     )
-
-
-def write_page(reports, title, links):
-    """reports/index.html (`report_page`); its path comes back."""
-    write_text(report_page(reports, title, links), reports / "index.html")
-    return reports / "index.html"

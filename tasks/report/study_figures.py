@@ -17,37 +17,48 @@ def ablations_figure(tables, floor=None, columns=2):
     rows_of_panels = max(1, math.ceil(len(tables) / columns))
     heights = [max(len(table) for table in tables[i : i + columns]) for i in range(0, len(tables), columns)] or [1]
     figure = Figure(figsize=(15, sum(0.32 * h + 1.3 for h in heights)), layout="constrained")
-    grid = figure.subplots(rows_of_panels, columns, squeeze=False, gridspec_kw=dict(height_ratios=heights))
-    for axes in grid.flat[len(tables) :]:
+    panels = figure.subplots(rows_of_panels, columns, squeeze=False, gridspec_kw=dict(height_ratios=heights))
+    for axes in panels.flat[len(tables) :]:
         axes.set_axis_off()
-    marks = {"reference_fid": ("o", "black", "reference (converged ODE)"), "fid_nfe_le_10": ("D", "C1", "best at NFE <= 10")}
-    for axes, table in zip(grid.flat, tables):
-        positions = list(range(len(table)))[::-1]
-        for column, (marker, color, label) in marks.items():
-            values = [line[column] for line in table]
-            errors = [line[f"{column}_se"] if math.isfinite(line[f"{column}_se"]) else 0 for line in table]
-            axes.errorbar(values, positions, xerr=errors, fmt=marker, color=color, markersize=5, capsize=3, label=label)
-            spread = [line[column] for line in seeds or [] if math.isfinite(line[column])]
-            if spread:
-                axes.axvspan(min(spread), max(spread), color=color, alpha=0.12, linewidth=0, label=f"seed replicates: {label}")
-        if floor is not None:
-            axes.axvline(floor, color="gray", linestyle=":", label=f"data floor: FID {floor:.3g}")
-        axes.set_yticks(positions, labels=[entry_label(line) for line in table])
-        for tick, line in zip(axes.get_yticklabels(), table):
-            tick.set_fontweight("bold" if line["configuration"] == line["parent"] else "normal")
-        axes.set_xscale("log")
-        low, high = axes.get_xlim()
-        ticks = [value * 10**power for power in range(-1, 4) for value in (1, 2, 5) if low <= value * 10**power <= high]
-        axes.set_xticks(ticks, labels=[f"{tick:g}" for tick in ticks])
-        axes.set_xticks([], minor=True)
-        axes.set_ylim(-0.7, len(table) - 0.3)
-        axes.grid(axis="x", alpha=0.3)
-        axes.set_title(f"{table[0]['axis']} (from {table[0]['parent']})", fontsize="medium")
-        axes.set_xlabel("FID (±1 standard error)")
-    handles, labels = grid.flat[0].get_legend_handles_labels()
+    for axes, table in zip(panels.flat, tables):
+        draw_ablation(axes, table, seeds, floor)
+    handles, labels = panels.flat[0].get_legend_handles_labels()
     if labels:
         figure.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 5), fontsize="small")
     return figure
+
+
+MARKS = {  # an ablation table's column -> its marker, colour and label in the figure
+    "reference_fid": ("o", "black", "reference (converged ODE)"),
+    "fid_nfe_le_10": ("D", "C1", "best at NFE <= 10"),
+}
+
+
+def draw_ablation(axes, table, seeds, floor):
+    """One ablation table's panel of `ablations_figure`: each entry's `MARKS` columns ±1 standard error,
+    the seed replicates' range of each (`seeds`: their table, or None) as a band, the data `floor` dotted."""
+    positions = list(range(len(table)))[::-1]
+    for column, (marker, color, label) in MARKS.items():
+        values = [line[column] for line in table]
+        errors = [line[f"{column}_se"] if math.isfinite(line[f"{column}_se"]) else 0 for line in table]
+        axes.errorbar(values, positions, xerr=errors, fmt=marker, color=color, markersize=5, capsize=3, label=label)
+        spread = [line[column] for line in seeds or [] if math.isfinite(line[column])]
+        if spread:
+            axes.axvspan(min(spread), max(spread), color=color, alpha=0.12, linewidth=0, label=f"seed replicates: {label}")
+    if floor is not None:
+        axes.axvline(floor, color="gray", linestyle=":", label=f"data floor: FID {floor:.3g}")
+    axes.set_yticks(positions, labels=[entry_label(line) for line in table])
+    for tick, line in zip(axes.get_yticklabels(), table):
+        tick.set_fontweight("bold" if line["configuration"] == line["parent"] else "normal")
+    axes.set_xscale("log")
+    low, high = axes.get_xlim()
+    ticks = [value * 10**power for power in range(-1, 4) for value in (1, 2, 5) if low <= value * 10**power <= high]
+    axes.set_xticks(ticks, labels=[f"{tick:g}" for tick in ticks])
+    axes.set_xticks([], minor=True)
+    axes.set_ylim(-0.7, len(table) - 0.3)
+    axes.grid(axis="x", alpha=0.3)
+    axes.set_title(f"{table[0]['axis']} (from {table[0]['parent']})", fontsize="medium")
+    axes.set_xlabel("FID (±1 standard error)")
 
 
 def entry_label(line):
@@ -78,8 +89,8 @@ def noise_levels_figure(panels):
     return figure
 
 
-def reference_samples_figure(layout, grids):
-    """The reference samples of every model, a row of grids per (title, models) of `layout`; `grids`:
+def reference_samples_figure(layout, pictures):
+    """The reference samples of every model, a row of pictures per (title, models) of `layout`; `pictures`:
     model -> (image array, caption)."""
     columns = max(len(models) for _, models in layout)
     figure = Figure(figsize=(2.6 * columns, 3.0 * len(layout)), layout="constrained")
@@ -87,7 +98,7 @@ def reference_samples_figure(layout, grids):
         for axes in axes_row:
             axes.set_axis_off()
         for axes, model in zip(axes_row, models):
-            image, caption = grids[model]
+            image, caption = pictures[model]
             axes.imshow(image, interpolation="nearest")
             axes.set_title(f"{title}\n{caption}" if title and axes is axes_row[0] else caption, fontsize="small")
     return figure
