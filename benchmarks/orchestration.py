@@ -33,7 +33,7 @@ from flows.runtime.servers import prefect_server
 from .helpers.measure import add_common, parse, write_json
 
 PROJECT = Path(__file__).resolve().parents[1]
-SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots", "profiles"]
+SOURCES = ["models", "schema", "tasks", "flows", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots", "profiles"]
 RUNNERS = {
     "local": {},
     "dask, 1 worker": {"task_runner": "dask", "dask_workers": 1},

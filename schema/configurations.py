@@ -103,8 +103,8 @@ class Configuration(Section):
             if entry.entry.needs_uniform_time and not schedule.entry.uniform_time:
                 why = (
                     f"draws t uniformly in the noise schedule's own time, a published recipe only where the schedule's paper trains so "
-                    f"({', '.join(uniform)}), but no paper trains noise_schedule {schedule.name!r} with t uniform (README, the noise "
-                    "sampling table); allowed: one of those schedules, or noise_sampling log_normal or logit_normal"
+                    f"({', '.join(uniform)}), but no paper trains noise_schedule {schedule.name!r} with t uniform (docs/axes.md, noise "
+                    "sampling); allowed: one of those schedules, or noise_sampling log_normal or logit_normal"
                 )
                 yield (key,), entry.name, f"{key} {entry.name!r} {why}"
         name, at, options = schedule.name, ("noise_schedule", "options"), schedule.options

@@ -42,7 +42,7 @@ def missing_files(study):
         yield (
             ("features", "weights_path"),
             features.weights_path,
-            (f"no file {str(Path(features.weights_path).resolve())!r}; allowed: an existing Inception-v3 weights file (see README)"),
+            (f"no file {str(Path(features.weights_path).resolve())!r}; allowed: an existing Inception-v3 weights file (see docs/study.md)"),
         )
 
 

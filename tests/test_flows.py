@@ -43,6 +43,8 @@ from tasks.workspace import Workspace
 from tests.conftest import TINY
 from tools.browser import browser_page
 
+pytestmark = pytest.mark.slow  # runs flows, servers or DVC: out of the quick tier
+
 SHOWN = """({
     images: document.images.length,
     loaded: [...document.images].filter(image => image.complete && image.naturalWidth > 0).length,
@@ -151,7 +153,7 @@ def test_evaluating_again_reads_logged_cells_back_instead_of_sampling(tmp_path, 
     by_key = {artifact.key: artifact for artifact in published}
     table = json.loads(by_key["cells-tiny"].data)
     assert [line["cell"] for line in table] == [row["label"] + " (reference)" * row["reference"] for row in first["cells"]]
-    assert table[1]["fid"] == f"{first['cells'][1]['fid']:.2f} ± {first['cells'][1]['fid_se']:.2f}"
+    assert table[1]["FID"] == f"{first['cells'][1]['fid']:.2f} ± {first['cells'][1]['fid_se']:.2f}"
     experiment_id = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_experiment_by_name("tiny").experiment_id
     assert by_key["mlflow-tiny"].data.startswith(f"[tiny in MLflow](http://127.0.0.1:5000/#/experiments/{experiment_id}")
     assert "# Ablations" in by_key["report-tiny"].data and "# Optimized step schedules" in by_key["report-tiny"].data

@@ -43,7 +43,7 @@ def test_cifar10_profile_without_its_inception_weights_names_the_file(tmp_path, 
     weights = "data/raw/inception/weights-inception-2015-12-05-6726825d.pth"
     assert str(error.value) == (
         f"{ROOT / 'profiles/cifar10.yaml'}: features.weights_path: no file {str(tmp_path / weights)!r}; "
-        f"allowed: an existing Inception-v3 weights file (see README) (got {weights!r})"
+        f"allowed: an existing Inception-v3 weights file (see docs/study.md) (got {weights!r})"
     )
 
 

@@ -14,6 +14,8 @@ from flows.runtime import cli
 from flows.runtime.check import check
 from schema.params_file import load_params
 
+pytestmark = pytest.mark.slow  # runs flows, servers or DVC: out of the quick tier
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 VALID = """\

@@ -16,6 +16,8 @@ from flows.study import run_study
 from tasks.workspace import Workspace
 from tests.conftest import TINY
 
+pytestmark = pytest.mark.slow  # runs flows, servers or DVC: out of the quick tier
+
 TWO = {
     **TINY,
     "train": {

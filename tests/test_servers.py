@@ -12,6 +12,8 @@ import pytest
 
 from flows.runtime.servers import free_port
 
+pytestmark = pytest.mark.slow  # runs flows, servers or DVC: out of the quick tier
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 

@@ -26,8 +26,21 @@ from flows.runtime.servers import prefect_and_mlflow_servers, stop
 from tasks.record.mlflow_views import VIEW_TAG
 from tools.browser import browser_page
 
+pytestmark = pytest.mark.slow  # runs flows, servers or DVC: out of the quick tier
+
 PROJECT = Path(__file__).resolve().parents[1]
-SOURCES = ["models", "flows", "tasks", "dvc.yaml", "prefect.toml", ".dvcignore", ".dvc/config", ".dvc/plots", ".dvc/offline_plots.html"]
+SOURCES = [
+    "models",
+    "schema",
+    "tasks",
+    "flows",
+    "dvc.yaml",
+    "prefect.toml",
+    ".dvcignore",
+    ".dvc/config",
+    ".dvc/plots",
+    ".dvc/offline_plots.html",
+]
 STAGES = ["prepare", "features", "train", "evaluate", "report"]
 
 
@@ -238,7 +251,7 @@ def changes(study, tmp_path_factory):
     shutil.copytree(study[0], repo, symlinks=True, ignore=shutil.ignore_patterns(".prefect-home"))
     env = {**study[1], "PREFECT_HOME": str(repo / ".prefect-home")}
     solvers, networks = repo / "models" / "solvers" / "__init__.py", repo / "models" / "networks.py"
-    runge_kutta, figures = repo / "models" / "solvers" / "runge_kutta.py", repo / "tasks" / "figures.py"
+    runge_kutta, figures = repo / "models" / "solvers" / "runge_kutta.py", repo / "tasks" / "report" / "figures.py"
     edits = {
         "experiment": None,
         "heun": (runge_kutta, "(d + d_next) / 2", "(0.49 * d + 0.51 * d_next)"),  # dpmpp_2m's code is not in its module

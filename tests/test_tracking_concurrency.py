@@ -7,9 +7,12 @@ import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
 from tasks.record.tracking import open_experiment, run_for, tracking_uri
+
+pytestmark = pytest.mark.slow  # runs flows, servers or DVC: out of the quick tier
 
 PROJECT = Path(__file__).resolve().parents[1]
 METRICS = 200

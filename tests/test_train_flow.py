@@ -16,6 +16,8 @@ from tasks.workspace import Workspace
 from tests.conftest import TINY
 from tests.test_faults import IMAGES, differences
 
+pytestmark = pytest.mark.slow  # runs flows, servers or DVC: out of the quick tier
+
 STEPS = "train.configurations.tiny.steps"
 LR = "train.configurations.tiny.lr"
 

@@ -176,6 +176,7 @@ def test_short_training_learns_the_mixture(parameterization, one_thread):
     assert mmd(samples, held_out) < 0.5 * mmd(blob, held_out)
 
 
+@pytest.mark.slow  # torch.compile: 20-30 s
 def test_compiled_network_trains_like_eager():
     """torch.compile is optional: `network.compile()` keeps the state-dict keys and the numbers."""
     losses = []

@@ -121,19 +121,19 @@ def read_mnist_part(folder, images_name, labels_name):
     return bytes_to_unit_range(images[:, None]), torch.from_numpy(labels.astype(np.int64))
 
 
-def load_mnist(folder, download=False):
+def load_mnist(folder, download=False, url=MNIST_URL):
     """MNIST's 60,000 train and 10,000 test images [N, 1, 28, 28] in [-1, 1] with labels, from the
     four IDX files (each plain or .gz) in `folder`; with download=True, missing files are first
-    fetched, gzipped, from MNIST_URL."""
+    fetched, gzipped, from `url` (MNIST's; another dataset in its format has its own)."""
     if download:
         for name in MNIST_FILES:
             if existing(folder, name) is None:
-                fetch(f"{MNIST_URL}{name}.gz", Path(folder) / f"{name}.gz")
+                fetch(f"{url}{name}.gz", Path(folder) / f"{name}.gz")
     missing = [name for name in MNIST_FILES if existing(folder, name) is None]
     if missing:
         raise FileNotFoundError(
             f"MNIST: folder {str(folder)!r} lacks {missing}; expected files: {list(MNIST_FILES)} (each may be "
-            f"gzipped as NAME.gz). Download them from {MNIST_URL} or call load_mnist(folder, download=True)."
+            f"gzipped as NAME.gz). Download them from {url} or call load_mnist(folder, download=True)."
         )
     return TrainTest(*read_mnist_part(folder, *MNIST_FILES[:2]), *read_mnist_part(folder, *MNIST_FILES[2:]))
 

@@ -51,7 +51,7 @@ def experiment(client, name, artifact_root):
     with a tracking server wherever the server keeps them."""
     found = client.get_experiment_by_name(name)
     if found is not None:
-        if EXPERIMENT_KIND not in found.tags:  # made before the study set it
+        if EXPERIMENT_KIND not in found.tags:  # an experiment created by another client
             client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND, KIND)
         return found.experiment_id
     location = Path(artifact_root).resolve().as_uri() if is_local(client.tracking_uri) else None

@@ -41,7 +41,7 @@ def orders_markdown(table, checks=None):
     lines = [
         "# Convergence to the ODE solution\n",
         "Measured order: the least-squares slope of log(ode_error) against log(NFE) over the largest budgets",
-        'whose local slopes agree within 0.5 (the asymptotic range), at least 3 of them (else n/a). README "Reading a study"',
+        "whose local slopes agree within 0.5 (the asymptotic range), at least 3 of them (else n/a). docs/reading.md",
         "explains it.\n",
         "| model | solver / step schedule | theoretical order | measured order | over NFE | local slopes |",
         "|---|---|---|---|---|---|",
